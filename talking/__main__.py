@@ -1,0 +1,3 @@
+from talking.cli import main
+
+raise SystemExit(main())

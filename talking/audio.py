@@ -1,0 +1,275 @@
+"""Speech in, the paper's audio features out, aligned to video frames (paper 4.3.3-4.3.5).
+
+- :func:`load_audio` turns any common speech file (or a numpy array) into mono float32 at 22050 Hz.
+  libsndfile reads wav (8-bit u-law to 32-bit float), flac, ogg/opus and mp3; anything else (m4a,
+  aac, webm, video containers) is decoded by the ffmpeg binary that imageio-ffmpeg ships.
+- :func:`extract_features` computes, at the mel-frame rate (hop 256 = 11.6 ms):
+  * ``mel``: log mel spectrogram, frame 1024, hop 256, ``log(max(mel, 1e-5))``;
+  * ``pitch``: PyWorld F0 (dio + stonemask by default, harvest optionally), log-quantised into
+    bins 1..255 between ``f0_min`` and ``f0_max``; bin 0 means unvoiced;
+  * ``energy``: the L2 norm of each STFT magnitude frame (Eq. 8), normalised as ``log(1 + norm)``
+    so that it is loudness-compressed like the mel and exactly zero for digital silence.
+- :meth:`AudioFeatures.windows` cuts, for every video frame ``t`` at 25 fps, a window of ``window``
+  mel frames centred on the frame's mid-time ``(t + 0.5) / fps``; positions before the start or
+  after the end read as silence. A clip of ``S`` samples has ``ceil(S * fps / sr)`` video frames.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from talking.config import AudioConfig
+from talking.errors import TalkingError
+
+LOG_MEL_FLOOR = float(np.log(1e-5))
+_MAX_INPUT_RATE = 1_000_000
+
+
+def num_video_frames(num_samples: int, config: AudioConfig = AudioConfig()) -> int:
+    """Video frames for ``num_samples`` of audio: ``ceil(duration * fps)``, in exact integers."""
+    return -(-num_samples * config.fps // config.sample_rate)
+
+
+def load_audio(
+    source: str | os.PathLike | np.ndarray,
+    sample_rate: int | None = None,
+    config: AudioConfig = AudioConfig(),
+) -> np.ndarray:
+    """Load speech as mono float32 at ``config.sample_rate``: (S,).
+
+    ``source`` is a file path or an array (S,) / (S, C) / (C, S) with its ``sample_rate``.
+    Raises :class:`TalkingError` for a missing, empty, unreadable, non-finite, too short or too
+    long input. Silence is valid audio.
+    """
+    if isinstance(source, np.ndarray):
+        if sample_rate is None:
+            raise TalkingError("An audio array needs its sample rate (sample_rate=...).")
+        wav, rate, name = _from_array(source), int(sample_rate), "the audio array"
+    else:
+        wav, rate, name = *_read_file(Path(source)), Path(source).name
+    if not 1000 <= rate <= _MAX_INPUT_RATE:
+        raise TalkingError(f"{name}: sample rate {rate} Hz is not a plausible audio rate.")
+    if not np.isfinite(wav).all():
+        raise TalkingError(f"{name}: the audio contains NaN or infinite samples.")
+    duration = len(wav) / rate
+    if duration < config.min_seconds:
+        raise TalkingError(
+            f"{name}: the audio is too short ({duration:.2f} s); at least {config.min_seconds} s "
+            "of speech is needed."
+        )
+    if duration > config.max_seconds:
+        raise TalkingError(
+            f"{name}: the audio is {duration:.0f} s long; the limit is {config.max_seconds:.0f} s. "
+            "Trim it or raise the limit."
+        )
+    if rate != config.sample_rate:
+        import soxr
+
+        wav = soxr.resample(wav, rate, config.sample_rate, quality="HQ")
+    return np.ascontiguousarray(wav, dtype=np.float32)
+
+
+def _from_array(array: np.ndarray) -> np.ndarray:
+    """(S,) / (S, C) / (C, S) array of any numeric dtype -> mono float32 in [-1, 1]."""
+    if array.ndim == 2:
+        channel_axis = 0 if array.shape[0] < array.shape[1] else 1
+        array = array.mean(axis=channel_axis) if np.issubdtype(array.dtype, np.floating) else \
+            (array.astype(np.float64) / _int_scale(array.dtype)).mean(axis=channel_axis)
+    elif array.ndim != 1:
+        raise TalkingError(f"An audio array must be 1-D or 2-D, got shape {array.shape}.")
+    if np.issubdtype(array.dtype, np.integer):
+        array = array.astype(np.float64) / _int_scale(array.dtype)
+    elif not np.issubdtype(array.dtype, np.floating):
+        raise TalkingError(f"An audio array must be numeric, got dtype {array.dtype}.")
+    return array.astype(np.float32)
+
+
+def _int_scale(dtype: np.dtype) -> float:
+    info = np.iinfo(dtype)
+    return float(max(abs(info.min), info.max))
+
+
+def _read_file(path: Path) -> tuple[np.ndarray, int]:
+    if not path.is_file():
+        raise TalkingError(f"Audio file not found: {path}")
+    if path.stat().st_size == 0:
+        raise TalkingError(f"{path.name}: the audio file is empty.")
+    import soundfile
+
+    try:
+        data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+        return data.mean(axis=1), int(rate)
+    except (soundfile.LibsndfileError, RuntimeError, ValueError, TypeError):
+        return _decode_with_ffmpeg(path), AudioConfig().sample_rate
+
+
+def _decode_with_ffmpeg(path: Path) -> np.ndarray:
+    """Decode any container ffmpeg understands to mono float32 at 22050 Hz."""
+    import imageio_ffmpeg
+
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error", "-i", str(path),
+               "-vn", "-f", "f32le", "-ac", "1", "-ar", str(AudioConfig().sample_rate), "-"]
+    try:
+        result = subprocess.run(command, capture_output=True, timeout=120, check=False)
+    except subprocess.TimeoutExpired as error:
+        raise TalkingError(f"{path.name}: decoding the audio took too long.") from error
+    if result.returncode != 0 or not result.stdout:
+        reason = result.stderr.decode(errors="replace").strip().splitlines()
+        detail = f" ({reason[-1]})" if reason else ""
+        raise TalkingError(f"{path.name}: cannot read audio from this file{detail}.")
+    return np.frombuffer(result.stdout[: len(result.stdout) // 4 * 4], dtype=np.float32).copy()
+
+
+# ---------------------------------------------------------------------------------------------
+# Features
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class AudioWindows:
+    """Per-video-frame feature windows: mel (N, W, n_mels) float32, pitch (N, W) int64,
+    energy (N, W) float32, for N consecutive video frames."""
+
+    mel: np.ndarray
+    pitch: np.ndarray
+    energy: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.mel)
+
+
+@dataclass
+class AudioFeatures:
+    """Features at the mel-frame rate: mel (T, n_mels) float32 log-mel, pitch (T,) int64 bins
+    (0 = unvoiced), energy (T,) float32; ``num_video_frames`` video frames cover the audio."""
+
+    mel: np.ndarray
+    pitch: np.ndarray
+    energy: np.ndarray
+    num_video_frames: int
+    config: AudioConfig = AudioConfig()
+
+    def windows(self, start: int = 0, stop: int | None = None) -> AudioWindows:
+        """Windows for video frames ``[start, stop)``, each ``config.window`` mel frames long."""
+        stop = self.num_video_frames if stop is None else min(stop, self.num_video_frames)
+        index = frame_window_indices(np.arange(start, stop), self.config)  # (N, W)
+        # Out-of-clip positions point at one appended silence frame.
+        index = np.where((index >= 0) & (index < len(self.mel)), index, len(self.mel))
+        mel = np.concatenate([self.mel, np.full((1, self.mel.shape[1]), LOG_MEL_FLOOR, np.float32)])
+        pitch = np.concatenate([self.pitch, np.zeros(1, np.int64)])
+        energy = np.concatenate([self.energy, np.zeros(1, np.float32)])
+        return AudioWindows(mel=mel[index], pitch=pitch[index], energy=energy[index])
+
+    def save(self, path: str | os.PathLike) -> None:
+        np.savez(path, mel=self.mel, pitch=self.pitch.astype(np.uint8), energy=self.energy,
+                 num_video_frames=self.num_video_frames, window=self.config.window,
+                 fps=self.config.fps, sample_rate=self.config.sample_rate,
+                 hop_length=self.config.hop_length)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, config: AudioConfig | None = None) -> AudioFeatures:
+        with np.load(path) as data:
+            stored = AudioConfig(window=int(data["window"]), fps=int(data["fps"]),
+                                 sample_rate=int(data["sample_rate"]),
+                                 hop_length=int(data["hop_length"]), n_mels=data["mel"].shape[1])
+            return cls(mel=data["mel"].astype(np.float32), pitch=data["pitch"].astype(np.int64),
+                       energy=data["energy"].astype(np.float32),
+                       num_video_frames=int(data["num_video_frames"]), config=config or stored)
+
+
+def frame_window_indices(frames: np.ndarray, config: AudioConfig = AudioConfig()) -> np.ndarray:
+    """Mel-frame indices (N, W) of the window centred on each video frame's mid-time.
+
+    Mel frame ``m`` is centred on sample ``m * hop``; video frame ``t`` spans
+    ``[t / fps, (t + 1) / fps)``. Indices may fall outside the clip (the caller pads with silence).
+    """
+    centre = (np.asarray(frames, dtype=np.float64) + 0.5) * config.sample_rate / (
+        config.fps * config.hop_length)
+    first = np.floor(centre).astype(np.int64) - config.window // 2 + 1
+    return first[:, None] + np.arange(config.window)[None, :]
+
+
+def extract_features(wav: np.ndarray, config: AudioConfig = AudioConfig()) -> AudioFeatures:
+    """mel, pitch and energy of mono ``wav`` (S,) at ``config.sample_rate``."""
+    magnitude = stft_magnitude(wav, config)  # (T, n_fft // 2 + 1)
+    mel = np.log(np.maximum(magnitude @ _mel_basis(config).T, 1e-5)).astype(np.float32)
+    energy = np.log1p(np.linalg.norm(magnitude, axis=1)).astype(np.float32)
+    pitch = quantize_pitch(f0_contour(wav, config, num_frames=len(mel)), config)
+    return AudioFeatures(mel=mel, pitch=pitch, energy=energy,
+                         num_video_frames=num_video_frames(len(wav), config), config=config)
+
+
+def stft_magnitude(wav: np.ndarray, config: AudioConfig = AudioConfig()) -> np.ndarray:
+    """|STFT| with a Hann window, frames centred on ``m * hop`` (zero padded): (T, n_fft//2 + 1),
+    T = 1 + S // hop."""
+    half = config.n_fft // 2
+    padded = np.pad(np.asarray(wav, dtype=np.float32), (half, half))
+    num_frames = 1 + len(wav) // config.hop_length
+    frames = np.lib.stride_tricks.sliding_window_view(padded, config.n_fft)[
+        :: config.hop_length][:num_frames]
+    return np.abs(np.fft.rfft(frames * _hann(config.n_fft), axis=1)).astype(np.float32)
+
+
+def f0_contour(wav: np.ndarray, config: AudioConfig = AudioConfig(),
+               num_frames: int | None = None) -> np.ndarray:
+    """PyWorld F0 in Hz per mel frame (0 where unvoiced): (T,) float64."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # pyworld 0.3.5 imports pkg_resources
+        import pyworld
+
+    x = np.asarray(wav, dtype=np.float64)
+    period_ms = config.hop_length / config.sample_rate * 1000.0
+    kwargs = dict(f0_floor=config.f0_min, f0_ceil=config.f0_max, frame_period=period_ms)
+    if config.f0_method == "harvest":
+        f0, times = pyworld.harvest(x, config.sample_rate, **kwargs)
+    else:
+        f0, times = pyworld.dio(x, config.sample_rate, speed=config.dio_speed, **kwargs)
+        f0 = pyworld.stonemask(x, f0, times, config.sample_rate)
+    num_frames = 1 + len(wav) // config.hop_length if num_frames is None else num_frames
+    out = np.zeros(num_frames)
+    out[: min(num_frames, len(f0))] = f0[:num_frames]
+    return out
+
+
+def quantize_pitch(f0: np.ndarray, config: AudioConfig = AudioConfig()) -> np.ndarray:
+    """Hz -> bins (T,) int64: 0 = unvoiced, 1..bins-1 log-spaced over [f0_min, f0_max]."""
+    f0 = np.asarray(f0, dtype=np.float64)
+    voiced = f0 > 0
+    lo, hi = np.log(config.f0_min), np.log(config.f0_max)
+    position = (np.log(np.where(voiced, f0, config.f0_min)) - lo) / (hi - lo)
+    bins = 1 + np.rint(np.clip(position, 0.0, 1.0) * (config.pitch_bins - 2))
+    return np.where(voiced, bins, 0).astype(np.int64)
+
+
+def pitch_bins_to_hz(bins: np.ndarray, config: AudioConfig = AudioConfig()) -> np.ndarray:
+    """Inverse of :func:`quantize_pitch` (bin centres in Hz; 0 for unvoiced)."""
+    bins = np.asarray(bins)
+    lo, hi = np.log(config.f0_min), np.log(config.f0_max)
+    hz = np.exp(lo + (bins - 1) / (config.pitch_bins - 2) * (hi - lo))
+    return np.where(bins > 0, hz, 0.0)
+
+
+def one_hot_pitch(bins: np.ndarray, config: AudioConfig = AudioConfig()) -> np.ndarray:
+    """Pitch bins (...,) -> one-hot (..., pitch_bins) float32, as the paper feeds it."""
+    return np.eye(config.pitch_bins, dtype=np.float32)[np.asarray(bins)]
+
+
+@functools.lru_cache(maxsize=8)
+def _hann(n_fft: int) -> np.ndarray:
+    return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=8)
+def _mel_basis(config: AudioConfig) -> np.ndarray:
+    from librosa.filters import mel
+
+    return mel(sr=config.sample_rate, n_fft=config.n_fft, n_mels=config.n_mels,
+               fmin=config.f_min, fmax=config.f_max).astype(np.float32)

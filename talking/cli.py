@@ -1,0 +1,102 @@
+"""Command line: ``python -m talking <command>`` (also the ``talking`` console script).
+
+Each command's flags are generated one-to-one from a config dataclass (see
+:func:`add_dataclass_arguments`), so defaults have a single source. Heavy imports happen inside
+the command functions, so ``--help`` stays fast. A :class:`TalkingError` becomes one line on
+stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import types
+import typing
+from collections.abc import Callable, Sequence
+
+from talking.errors import TalkingError
+
+
+def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
+    """Add one ``--flag`` per field of dataclass ``cls`` (underscores become dashes)."""
+    hints = typing.get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+        if not field.init:
+            continue
+        flag = "--" + field.name.replace("_", "-")
+        kind = hints[field.name]
+        default = field.default if field.default is not dataclasses.MISSING else None
+        if field.default_factory is not dataclasses.MISSING:
+            default = field.default_factory()
+        help_text = field.metadata.get("help", "")
+        if kind is bool:
+            parser.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction,
+                                default=default, help=help_text)
+            continue
+        optional = [a for a in typing.get_args(kind) if a is not type(None)]
+        if typing.get_origin(kind) in (typing.Union, types.UnionType) and len(optional) == 1:
+            kind = optional[0]  # `int | None` -> int
+        parser.add_argument(flag, dest=field.name, type=kind, default=default,
+                            required=field.default is dataclasses.MISSING
+                            and field.default_factory is dataclasses.MISSING,
+                            help=f"{help_text} (default: {default})".strip())
+
+
+def dataclass_from_args(cls: type, args: argparse.Namespace):
+    """Build ``cls`` from the parsed flags that :func:`add_dataclass_arguments` added."""
+    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if f.init})
+
+
+Command = Callable[[argparse.Namespace], int]
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Command]] = {}
+
+
+def command(name: str, help_text: str, configure: Callable[[argparse.ArgumentParser], None]):
+    """Register ``fn(args) -> exit code`` as subcommand ``name``; ``configure`` adds its flags."""
+
+    def register(fn: Command) -> Command:
+        COMMANDS[name] = (help_text, configure, fn)
+        return fn
+
+    return register
+
+
+def _features_flags(parser: argparse.ArgumentParser) -> None:
+    from talking.config import AudioConfig
+
+    parser.add_argument("audio", help="speech file (wav, mp3, ogg, flac, m4a, ...)")
+    parser.add_argument("--output", required=True, help="where to write the features (.npz)")
+    add_dataclass_arguments(parser, AudioConfig)
+
+
+@command("features", "extract the paper's audio features (mel, pitch, energy) to an .npz", _features_flags)
+def _features(args: argparse.Namespace) -> int:
+    from talking.audio import extract_features, load_audio
+    from talking.config import AudioConfig
+
+    config = dataclass_from_args(AudioConfig, args)
+    features = extract_features(load_audio(args.audio, config=config), config)
+    features.save(args.output)
+    print(f"{args.output}: {features.num_video_frames} video frames, {len(features.mel)} mel frames")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="talking", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (help_text, configure, _) in COMMANDS.items():
+        configure(sub.add_parser(name, help=help_text, description=help_text))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command][2](args)
+    except TalkingError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
