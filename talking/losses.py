@@ -1,0 +1,72 @@
+"""The paper's training losses (section 5, 7.1.4), as pure functions of network outputs.
+
+Discriminator outputs are :class:`~talking.models.discriminator.DiscriminatorOutput`: per scale,
+``features`` (list of (B, C_l, h_l, w_l)), ``logits`` (B, 1, h, w) patch logits and ``cam_logits``
+(B, 2) class-activation-map logits. Adversarial terms use the least-squares GAN objective of
+Pix2PixHD, applied to the patch logits (Eq. 10) and to the CAM logits (Eq. 9, 14) at every scale.
+The flow predictor's KL term is :func:`talking.models.flow.kl_divergence`.
+
+Perceptual loss: the paper uses VGG19 and VGGFace features; no such pretrained weights can be had
+here, so the discriminator's own multi-scale features stand in for them through feature matching
+(Eq. 12), as in Pix2PixHD when no VGG is available.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from talking.models.discriminator import DiscriminatorOutput
+
+
+def lsgan_loss(logits: torch.Tensor, real: bool) -> torch.Tensor:
+    """Least-squares GAN loss of logits against the label 1 (real) or 0 (fake)."""
+    return ((logits - (1.0 if real else 0.0)) ** 2).mean()
+
+
+def discriminator_loss(
+    real: DiscriminatorOutput, fake: DiscriminatorOutput
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Adversarial and CAM-adversarial loss of the discriminator, summed over scales."""
+    adversarial = sum(lsgan_loss(r, True) + lsgan_loss(f, False)
+                      for r, f in zip(real.logits, fake.logits, strict=True))
+    cam = sum(lsgan_loss(r, True) + lsgan_loss(f, False)
+              for r, f in zip(real.cam_logits, fake.cam_logits, strict=True))
+    return adversarial, cam
+
+
+def generator_adversarial_loss(fake: DiscriminatorOutput) -> tuple[torch.Tensor, torch.Tensor]:
+    """Adversarial and CAM-adversarial loss of the generator (wants 'real'), summed over scales."""
+    return (sum(lsgan_loss(f, True) for f in fake.logits),
+            sum(lsgan_loss(f, True) for f in fake.cam_logits))
+
+
+def feature_matching_loss(real: DiscriminatorOutput, fake: DiscriminatorOutput) -> torch.Tensor:
+    """Eq. 12: L1 between discriminator features of real and generated frames, averaged over
+    layers and summed over scales. The real features are treated as constants."""
+    total = 0.0
+    for real_layers, fake_layers in zip(real.features, fake.features, strict=True):
+        pairs = list(zip(real_layers, fake_layers, strict=True))
+        total = total + sum(F.l1_loss(f, r.detach()) for r, f in pairs) / len(pairs)
+    return total
+
+
+def lower_half_l1(generated: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Eq. 11: L1 on the lower half of the frame (the mouth region of an aligned face).
+
+    generated, target: (B, 3, H, W) in [-1, 1].
+    """
+    half = generated.shape[-2] // 2
+    return F.l1_loss(generated[..., half:, :], target[..., half:, :])
+
+
+def flow_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """MSE of a predicted flow (B, 2, H, W) against the Farneback flow (paper 5.6)."""
+    return F.mse_loss(predicted, target)
+
+
+def heatmap_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """MSE of predicted keypoint heatmaps (B, K, h, w) against the ground truth, resized to match."""
+    if target.shape[-2:] != predicted.shape[-2:]:
+        target = F.interpolate(target, size=predicted.shape[-2:], mode="bilinear", align_corners=False)
+    return F.mse_loss(predicted, target)

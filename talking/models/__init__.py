@@ -1,0 +1,86 @@
+"""The MAN networks, each a diffusers ``ModelMixin`` + ``ConfigMixin`` saved with ``save_pretrained``.
+
+- :class:`MANGenerator` (generator.py): image + motion + audio -> frame, with MAN residual blocks
+  (normalization.py), a CAM layer (cam.py) and the warp-and-blend output.
+- :class:`FlowPredictor` (flow.py, MAN-optical) and :class:`KeypointPredictor` (keypoints.py,
+  MAN-keypoint): source + previous 5 frames + mel -> the next frame's motion.
+- :class:`MultiscaleDiscriminator` (discriminator.py): PatchGAN at several scales with CAM heads.
+
+Sizes: the class defaults are the 128x128 configuration for CPU (generator + flow predictor about
+0.7 GFLOP per frame). ``PRESETS[256]`` holds the 256x256 configuration for GPU training; build a
+matching set with ``build_models("optical", 256)``, or one network with
+``MANGenerator.from_config(PRESETS[256]["generator"])``.
+"""
+
+from __future__ import annotations
+
+from talking.models.discriminator import DiscriminatorOutput, MultiscaleDiscriminator
+from talking.models.flow import FlowPredictor, FlowPredictorOutput, kl_divergence, warp
+from talking.models.generator import MODALITIES, GeneratorOutput, MANGenerator
+from talking.models.keypoints import (
+    CONTOURS,
+    KeypointPredictor,
+    KeypointPredictorOutput,
+    landmarks_to_heatmaps,
+)
+
+VARIANTS = ("optical", "keypoint")
+
+# Per resolution, the non-default config of each network ({} = the class defaults).
+PRESETS: dict[int, dict[str, dict]] = {
+    128: {"generator": {}, "flow": {}, "keypoints": {}, "discriminator": {}},
+    256: {
+        "generator": {
+            "resolution": 256,
+            "encoder_channels": [16, 32, 64, 128],
+            "decoder_channels": [64, 32, 16],
+            "num_blocks": 4,
+            "condition_channels": 64,
+            "audio_channels": 128,
+        },
+        "flow": {"resolution": 256, "channels": [16, 32, 64, 128, 128], "latent_channels": 32,
+                 "audio_channels": 128},
+        "keypoints": {"resolution": 256, "channels": [16, 32, 64, 128, 128], "audio_channels": 128},
+        "discriminator": {"resolution": 256, "channels": [64, 128, 256, 256]},
+    },
+}
+
+
+def build_models(
+    variant: str = "optical", resolution: int = 128
+) -> tuple[MANGenerator, FlowPredictor | KeypointPredictor, MultiscaleDiscriminator]:
+    """Fresh generator, motion predictor and discriminator of ``variant`` ("optical" or
+    "keypoint") at ``resolution`` (a key of :data:`PRESETS`), wired to each other."""
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    if resolution not in PRESETS:
+        raise ValueError(f"no preset for resolution {resolution}; have {sorted(PRESETS)}")
+    preset = PRESETS[resolution]
+    if variant == "optical":
+        predictor = FlowPredictor.from_config(preset["flow"])
+        motion = {"motion_type": "flow", "motion_channels": 2}
+    else:
+        predictor = KeypointPredictor.from_config(preset["keypoints"])
+        motion = {"motion_type": "heatmaps", "motion_channels": predictor.config.num_heatmaps}
+    generator = MANGenerator.from_config({**preset["generator"], **motion})
+    return generator, predictor, MultiscaleDiscriminator.from_config(preset["discriminator"])
+
+
+__all__ = [
+    "CONTOURS",
+    "MODALITIES",
+    "PRESETS",
+    "VARIANTS",
+    "DiscriminatorOutput",
+    "FlowPredictor",
+    "FlowPredictorOutput",
+    "GeneratorOutput",
+    "KeypointPredictor",
+    "KeypointPredictorOutput",
+    "MANGenerator",
+    "MultiscaleDiscriminator",
+    "build_models",
+    "kl_divergence",
+    "landmarks_to_heatmaps",
+    "warp",
+]

@@ -1,0 +1,301 @@
+"""The MAN generator (paper Fig. 6-8): the person's image and one frame's motion and audio in,
+that frame out.
+
+Data flow, one frame per batch element::
+
+    source --conv encoder--> trunk (B, C, H/2^n, W/2^n)
+        --MAN residual blocks (conditioned on image, motion, mel, pitch, energy)-->
+        --CAM layer--> --upsampling decoder--> RGB (tanh) and blend mask (sigmoid)
+
+Our addition (DESIGN section 5, ``warp_blend=True``): the decoder also predicts a mask ``m`` and
+the frame is ``m * warp(source, flow) + (1 - m) * synthesised``; the keypoint variant, which has
+no flow, blends with the unwarped source. Skin, eyes and hair then come from the photo's own
+pixels and the network spends its capacity on the mouth.
+
+The work splits into :meth:`MANGenerator.encode_source` (once per clip),
+:meth:`MANGenerator.encode_audio` (batchable over all frames) and :meth:`MANGenerator.render`
+(per frame); :meth:`MANGenerator.forward` chains the three.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import pairwise
+
+import torch
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+from diffusers.utils import BaseOutput
+from torch import nn
+
+from talking.config import N_MELS, PITCH_BINS, RESOLUTION, AudioConfig
+from talking.models.cam import CAMHead
+from talking.models.encoders import (
+    SPATIAL_KINDS,
+    TEMPORAL_KINDS,
+    EnergyEncoder,
+    MelEncoder,
+    PitchEncoder,
+    SpatialEncoder,
+    activation,
+    conv_block,
+)
+from talking.models.flow import warp
+from talking.models.normalization import MultimodalAdaptiveNorm
+
+MODALITIES = ("image", "motion", "mel", "pitch", "energy")
+SPATIAL_MODALITIES = ("image", "motion")
+MOTION_TYPES = ("flow", "heatmaps")
+MASK_BIAS = 2.0  # the blend mask starts at sigmoid(2) = 0.88: mostly the (warped) photo
+
+
+@dataclass
+class GeneratorOutput(BaseOutput):
+    """
+    Args:
+        frame: (B, 3, H, W) in [-1, 1].
+        mask: (B, 1, H, W) in [0, 1], the weight of the (warped) source; None without warp_blend.
+        cam_logits: (B, 2) GAP and GMP logits of the CAM layer.
+        attention: (B, 1, H/2^n, W/2^n) CAM attention map.
+    """
+
+    frame: torch.Tensor
+    mask: torch.Tensor | None
+    cam_logits: torch.Tensor
+    attention: torch.Tensor
+
+
+@dataclass
+class SourceFeatures:
+    """What the generator keeps of the person's image for a whole clip (see ``encode_source``).
+
+    image: (B, 3, H, W); trunk: (B, C, H/2^n, W/2^n); spatial: {"image": (B, cond, h, w)} when on.
+    """
+
+    image: torch.Tensor
+    trunk: torch.Tensor
+    spatial: dict[str, torch.Tensor]
+
+
+class MANResBlock(nn.Module):
+    """x + conv(act(MAN(conv(act(MAN(x)))))) at constant width (SPADE's residual block with MAN)."""
+
+    def __init__(self, channels: int, spatial: dict[str, int], vector: dict[str, int]) -> None:
+        super().__init__()
+        self.norm1 = MultimodalAdaptiveNorm(channels, spatial, vector)
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.norm2 = MultimodalAdaptiveNorm(channels, spatial, vector)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.act = activation()
+
+    def forward(self, x: torch.Tensor, spatial: dict, vector: dict) -> torch.Tensor:
+        h = self.conv1(self.act(self.norm1(x, spatial, vector)))
+        h = self.conv2(self.act(self.norm2(h, spatial, vector)))
+        return x + h
+
+
+class MANGenerator(ModelMixin, ConfigMixin):
+    """Renders one frame from the person's image, the frame's motion and its audio windows.
+
+    Args:
+        resolution: frame size H = W.
+        n_mels: mel bins per audio frame.
+        audio_window: mel frames per video frame (W).
+        pitch_bins: pitch quantisation bins (0 = unvoiced).
+        motion_channels: C_m, 2 for a flow, K for keypoint heatmaps.
+        motion_type: "flow" (MAN-optical) or "heatmaps" (MAN-keypoint).
+        modalities: the MAN conditioning switched on, any subset of
+            ("image", "motion", "mel", "pitch", "energy"); the paper's ablation (Table 7) is
+            ["image"] (base), ["image", "motion", "mel"], then + "pitch", then + "energy"
+            (with warp_blend=False, the paper's architecture). Switching "motion" off does not
+            stop warp_blend from warping the source by the flow.
+        spatial_encoder: "conv", "partial" or "eca", the 2D encoder of image and motion.
+        audio_encoder: "conv" or "lstm", the 1D encoder of mel, pitch and energy.
+        encoder_channels: widths of the image encoder, the first at H, each next one at half the
+            resolution of the one before; the last is the width of the residual blocks.
+        decoder_channels: widths of the upsampling decoder, one per doubling, ending at H.
+        num_blocks: MAN residual blocks.
+        condition_channels: width of the image and motion feature maps fed to MAN.
+        audio_channels: width of the mel, pitch and energy embeddings fed to MAN.
+        warp_blend: blend the output with the (warped) source through a predicted mask.
+    """
+
+    @register_to_config
+    def __init__(
+        self,
+        resolution: int = RESOLUTION,
+        n_mels: int = N_MELS,
+        audio_window: int = AudioConfig().window,
+        pitch_bins: int = PITCH_BINS,
+        motion_channels: int = 2,
+        motion_type: str = "flow",
+        modalities: tuple[str, ...] = MODALITIES,
+        spatial_encoder: str = "conv",
+        audio_encoder: str = "conv",
+        encoder_channels: tuple[int, ...] = (8, 24, 48),
+        decoder_channels: tuple[int, ...] = (24, 8),
+        num_blocks: int = 3,
+        condition_channels: int = 32,
+        audio_channels: int = 64,
+        warp_blend: bool = True,
+    ) -> None:
+        super().__init__()
+        self.modalities = tuple(modalities)
+        self._check_config()
+        downsamples = len(encoder_channels) - 1
+        on = set(self.modalities)
+
+        # Image encoder: a full-resolution conv, then one stride-2 conv per further width.
+        widths = [3, *encoder_channels]
+        self.encoder = nn.Sequential(*(
+            conv_block("conv", c_in, c_out, stride=1 if i == 0 else 2)
+            for i, (c_in, c_out) in enumerate(pairwise(widths))
+        ))
+
+        # Modality encoders: spatial maps at the blocks' resolution, vectors for the audio.
+        spatial_in = {"image": 3, "motion": motion_channels}
+        self.spatial_encoders = nn.ModuleDict({
+            name: SpatialEncoder(spatial_in[name], condition_channels, downsamples, spatial_encoder)
+            for name in SPATIAL_MODALITIES if name in on
+        })
+        self.audio_encoders = nn.ModuleDict()
+        if "mel" in on:
+            self.audio_encoders["mel"] = MelEncoder(n_mels, audio_window, audio_channels, audio_encoder)
+        if "pitch" in on:
+            self.audio_encoders["pitch"] = PitchEncoder(pitch_bins, audio_window, audio_channels,
+                                                        audio_encoder)
+        if "energy" in on:
+            self.audio_encoders["energy"] = EnergyEncoder(audio_window, audio_channels, audio_encoder)
+
+        spatial = {name: condition_channels for name in self.spatial_encoders}
+        vector = {name: audio_channels for name in self.audio_encoders}
+        self.blocks = nn.ModuleList(
+            MANResBlock(encoder_channels[-1], spatial, vector) for _ in range(num_blocks)
+        )
+        self.cam = CAMHead(encoder_channels[-1])
+
+        # Decoder: nearest upsampling + conv per doubling, thin at full resolution.
+        widths = [encoder_channels[-1], *decoder_channels]
+        self.decoder = nn.Sequential(*(
+            nn.Sequential(nn.Upsample(scale_factor=2.0, mode="nearest"), conv_block("conv", a, b))
+            for a, b in pairwise(widths)
+        ))
+        self.to_output = nn.Conv2d(decoder_channels[-1], 4 if warp_blend else 3, 3, padding=1)
+        if warp_blend:
+            with torch.no_grad():
+                self.to_output.bias[3] = MASK_BIAS
+
+    def _check_config(self) -> None:
+        config = self.config
+        unknown = set(self.modalities) - set(MODALITIES)
+        if unknown or len(set(self.modalities)) != len(self.modalities):
+            raise ValueError(
+                f"modalities must be distinct names from {MODALITIES}, got {list(self.modalities)}"
+            )
+        if config.motion_type not in MOTION_TYPES:
+            raise ValueError(f"motion_type must be one of {MOTION_TYPES}, got {config.motion_type!r}")
+        if config.motion_type == "flow" and config.motion_channels != 2:
+            raise ValueError(f"a flow has 2 channels, got motion_channels={config.motion_channels}")
+        if config.spatial_encoder not in SPATIAL_KINDS:
+            raise ValueError(
+                f"spatial_encoder must be one of {SPATIAL_KINDS}, got {config.spatial_encoder!r}"
+            )
+        if config.audio_encoder not in TEMPORAL_KINDS:
+            raise ValueError(
+                f"audio_encoder must be one of {TEMPORAL_KINDS}, got {config.audio_encoder!r}"
+            )
+        if len(config.encoder_channels) < 1:
+            raise ValueError("encoder_channels needs at least one width")
+        downsamples = len(config.encoder_channels) - 1
+        if len(config.decoder_channels) != downsamples or downsamples < 1:
+            raise ValueError(
+                f"decoder_channels needs one width per halving of the encoder: "
+                f"{len(config.encoder_channels)} encoder widths need {downsamples} decoder widths "
+                f"(at least 1), got {list(config.decoder_channels)}"
+            )
+        if config.resolution % 2**downsamples:
+            raise ValueError(
+                f"resolution {config.resolution} must be divisible by 2^{downsamples} "
+                f"(encoder_channels={list(config.encoder_channels)})"
+            )
+        if config.num_blocks < 1:
+            raise ValueError(f"num_blocks must be at least 1, got {config.num_blocks}")
+
+    @property
+    def uses_motion(self) -> bool:
+        """Whether ``motion`` is read: by MAN, or to warp the source."""
+        warps = self.config.warp_blend and self.config.motion_type == "flow"
+        return "motion" in self.modalities or warps
+
+    def encode_source(self, source: torch.Tensor) -> SourceFeatures:
+        """source (B, 3, H, W) in [-1, 1] -> features reused for every frame of a clip."""
+        size = (self.config.resolution, self.config.resolution)
+        if source.ndim != 4 or source.shape[1] != 3 or tuple(source.shape[-2:]) != size:
+            raise ValueError(f"source must be (B, 3, {size[0]}, {size[1]}), got {tuple(source.shape)}")
+        spatial = {"image": self.spatial_encoders["image"](source)} if "image" in self.modalities else {}
+        return SourceFeatures(image=source, trunk=self.encoder(source), spatial=spatial)
+
+    def encode_audio(
+        self,
+        mel: torch.Tensor | None,
+        pitch: torch.Tensor | None,
+        energy: torch.Tensor | None,
+    ) -> dict[str, torch.Tensor]:
+        """mel (B, W, n_mels), pitch (B, W) int64, energy (B, W) -> {name: (B, audio_channels)}.
+
+        Only the modalities switched on are read; the others may be None.
+        """
+        window, n_mels = self.config.audio_window, self.config.n_mels
+        inputs = {"mel": (mel, (window, n_mels)), "pitch": (pitch, (window,)), "energy": (energy, (window,))}
+        embeddings = {}
+        for name, encoder in self.audio_encoders.items():
+            x, expected = inputs[name]
+            if x is None or tuple(x.shape[1:]) != expected:
+                shape = None if x is None else tuple(x.shape)
+                raise ValueError(f"{name} must be (B, {', '.join(map(str, expected))}), got {shape}")
+            embeddings[name] = encoder(x)
+        return embeddings
+
+    def render(
+        self, source: SourceFeatures, motion: torch.Tensor | None, audio: dict[str, torch.Tensor]
+    ) -> GeneratorOutput:
+        """One frame per batch element from ``encode_source``'s features, motion (B, C_m, H, W)
+        and ``encode_audio``'s embeddings."""
+        config = self.config
+        # 1. motion features for MAN
+        if self.uses_motion:
+            expected = (config.motion_channels, config.resolution, config.resolution)
+            if motion is None or tuple(motion.shape[1:]) != expected:
+                shape = None if motion is None else tuple(motion.shape)
+                raise ValueError(f"motion must be (B, {', '.join(map(str, expected))}), got {shape}")
+        spatial = dict(source.spatial)
+        if "motion" in self.modalities:
+            spatial["motion"] = self.spatial_encoders["motion"](motion)
+        # 2. MAN residual blocks and the CAM layer
+        x = source.trunk
+        for block in self.blocks:
+            x = block(x, spatial, audio)
+        x, cam_logits, attention = self.cam(x)
+        # 3. decode, then blend with the (warped) source
+        out = self.to_output(self.decoder(x))
+        synthesised = torch.tanh(out[:, :3])
+        if not config.warp_blend:
+            return GeneratorOutput(synthesised, None, cam_logits, attention)
+        mask = torch.sigmoid(out[:, 3:])
+        base = warp(source.image, motion) if config.motion_type == "flow" else source.image
+        frame = mask * base + (1 - mask) * synthesised
+        return GeneratorOutput(frame, mask, cam_logits, attention)
+
+    def forward(
+        self,
+        source: torch.Tensor,
+        motion: torch.Tensor | None,
+        mel: torch.Tensor | None,
+        pitch: torch.Tensor | None,
+        energy: torch.Tensor | None,
+        return_dict: bool = True,
+    ) -> GeneratorOutput | tuple:
+        """source (B, 3, H, W) in [-1, 1]; motion (B, C_m, H, W): flow in pixels or heatmaps in
+        [0, 1]; mel (B, W, n_mels) log-mel; pitch (B, W) int64 bins; energy (B, W)."""
+        output = self.render(self.encode_source(source), motion, self.encode_audio(mel, pitch, energy))
+        return output if return_dict else output.to_tuple()
