@@ -28,6 +28,8 @@ VARIANTS = ("optical", "keypoint")
 
 # Per resolution, the non-default config of each network ({} = the class defaults).
 PRESETS: dict[int, dict[str, dict]] = {
+    64: {"generator": {"resolution": 64}, "flow": {"resolution": 64},  # tests and quick experiments
+         "keypoints": {"resolution": 64}, "discriminator": {"resolution": 64}},
     128: {"generator": {}, "flow": {}, "keypoints": {}, "discriminator": {}},
     256: {
         "generator": {

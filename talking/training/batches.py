@@ -1,0 +1,92 @@
+"""Training samples: every frame of every clip of a corpus split, with what both stages need.
+
+One sample, for frame ``t`` of a clip (tensors; frames in [-1, 1])::
+
+    frame           (3, H, W)         the target frame t
+    source          (3, H, W)         a frame of the same clip drawn with (seed, index): the
+                                      person's image (no global RNG, so a resumed run sees
+                                      exactly the samples an uninterrupted one would)
+    history         (5, 3, H, W)      frames t-5..t-1; before the clip starts, the source
+                                      (as at inference, where the history starts as the photo)
+    mel             (W, n_mels)       audio window of frame t; pitch (W,) int64; energy (W,)
+    history_mel     (5, W, n_mels)    audio windows of the history frames (for self-feeding);
+                                      history_pitch (5, W), history_energy (5, W)
+    flow            (2, H, W)         Farneback flow with frame ~ warp(source, flow), in pixels
+                                      (``with_flow``; the source is drawn per sample, so the flow
+                                      is computed here: ~2 ms at 128x128, cheaper than a cache)
+    landmarks       (68, 2)           when the corpus has them
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from talking.config import HISTORY
+from talking.data import Clip, load_index
+
+
+def farneback_flow(frame: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """Backward flow (2, H, W) in pixels such that ``frame ~ warp(source, flow)``.
+
+    frame, source: (H, W, 3) uint8 RGB.
+    """
+    target = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
+    reference = cv2.cvtColor(np.ascontiguousarray(source), cv2.COLOR_RGB2GRAY)
+    flow = cv2.calcOpticalFlowFarneback(target, reference, None, pyr_scale=0.5, levels=3,
+                                        winsize=15, iterations=3, poly_n=5, poly_sigma=1.2, flags=0)
+    return flow.transpose(2, 0, 1)
+
+
+def _image(frames: np.ndarray) -> torch.Tensor:
+    """(..., H, W, 3) uint8 -> (..., 3, H, W) float in [-1, 1]."""
+    return torch.from_numpy(np.array(frames)).movedim(-1, -3).float().div(127.5).sub(1)
+
+
+class TrainingFrames(Dataset):
+    """All frames of the clips in ``split`` of the corpus at ``root``."""
+
+    def __init__(self, root: str | Path, split: str = "train", with_flow: bool = True,
+                 history: int = HISTORY, seed: int = 0) -> None:
+        root = Path(root)
+        index = load_index(root)
+        if split not in index["splits"]:
+            raise ValueError(f"{root} has no split {split!r}; it has {sorted(index['splits'])}")
+        self.clips = [Clip(root / "clips" / clip_id) for clip_id in index["splits"][split]]
+        self.ends = np.cumsum([clip.num_frames for clip in self.clips])
+        self.with_flow = with_flow
+        self.history = history
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return int(self.ends[-1]) if len(self.ends) else 0
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        c = int(np.searchsorted(self.ends, index, side="right"))
+        clip = self.clips[c]
+        t = index - (int(self.ends[c - 1]) if c else 0)
+        frames = clip.frames  # (N, H, W, 3) uint8, memory-mapped
+        s = int(np.random.default_rng((self.seed, index)).integers(clip.num_frames))
+        past = np.arange(t - self.history, t)
+        history = np.where(past[:, None, None, None] >= 0, frames[np.maximum(past, 0)], frames[s])
+        windows, history_windows = clip.features.windows(t, t + 1), clip.features.windows(t - self.history, t)
+        sample = {
+            "frame": _image(frames[t]),
+            "source": _image(frames[s]),
+            "history": _image(history),
+            "mel": torch.from_numpy(windows.mel[0]),
+            "pitch": torch.from_numpy(windows.pitch[0]),
+            "energy": torch.from_numpy(windows.energy[0]),
+            "history_mel": torch.from_numpy(history_windows.mel),
+            "history_pitch": torch.from_numpy(history_windows.pitch),
+            "history_energy": torch.from_numpy(history_windows.energy),
+        }
+        if self.with_flow:
+            sample["flow"] = torch.from_numpy(farneback_flow(frames[t], frames[s]))
+        if clip.landmarks is not None:
+            sample["landmarks"] = torch.from_numpy(np.asarray(clip.landmarks[t], dtype=np.float32))
+        return sample

@@ -1,0 +1,109 @@
+"""Training run configuration: one YAML file per run, validated into :class:`TrainConfig`.
+
+Research hyper-parameters live here; infrastructure (devices, processes, mixed precision) comes
+from ``accelerate launch`` / ``torchrun`` and the script's ``--resume`` flag. A run is
+reproducible from its YAML and seed; the YAML is copied into the run folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+STAGES = ("motion", "man")
+
+
+@dataclass
+class LossWeights:
+    """Weights of the paper's losses (section 5); a weight of 0 switches a loss off."""
+
+    adversarial: float = 1.0  # Eq. 10, patch logits at every scale
+    cam: float = 1.0  # Eq. 9/14, CAM logits at every scale
+    mouth_l1: float = 20.0  # Eq. 11, L1 on the lower half of the frame
+    l1: float = 10.0  # L1 on the whole frame
+    feature_matching: float = 10.0  # Eq. 12, also our stand-in for the VGG perceptual loss
+    flow: float = 1.0  # MSE to the Farneback flow, in pixels^2 (paper 5.6)
+    kl: float = 1e-3  # variational bottleneck of the flow predictor
+    warp: float = 10.0  # L1 between warp(source, predicted flow) and the frame
+    heatmap: float = 100.0  # MSE of the keypoint heatmaps
+
+
+@dataclass
+class TrainConfig:
+    """One training run.
+
+    stage "motion" pretrains the flow / keypoint predictor alone (paper 4.3.1-4.3.2);
+    stage "man" trains the generator jointly with the predictor against the discriminator.
+    """
+
+    name: str
+    stage: str
+    corpus: str
+    variant: str = "optical"  # "optical" (flow) or "keypoint" (heatmaps)
+    resolution: int = 128
+    seed: int = 0
+    steps: int = 1000
+    batch_size: int = 8
+    num_workers: int = 1
+    learning_rate: float = 2e-4
+    discriminator_learning_rate: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    gradient_accumulation_steps: int = 1
+    # MAN conditioning switched on (None = all); the paper's ablation (Table 7) changes this.
+    modalities: list[str] | None = None
+    # Teacher forcing: the previous 5 frames are the ground truth, except that with probability
+    # rising linearly from 0 at `self_feed_start` (fraction of the run) to `self_feed` at the end,
+    # they are the model's own renderings of those frames, so inference does not drift.
+    self_feed: float = 0.5
+    self_feed_start: float = 0.3
+    # Stage "man" starts from the predictor pretrained in stage "motion" (its run folder).
+    init_from: str | None = None
+    output_dir: str = "runs"
+    export_to: str | None = None  # save_pretrained pipeline folder written at the end
+    save_every: int = 500
+    log_every: int = 10
+    sample_every: int = 250
+    loss: LossWeights = field(default_factory=LossWeights)
+
+    def __post_init__(self) -> None:
+        if self.stage not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
+        if self.variant not in ("optical", "keypoint"):
+            raise ValueError(f"variant must be 'optical' or 'keypoint', got {self.variant!r}")
+        if not 0.0 <= self.self_feed <= 1.0 or not 0.0 <= self.self_feed_start <= 1.0:
+            raise ValueError("self_feed and self_feed_start must lie in [0, 1]")
+        if isinstance(self.loss, dict):
+            self.loss = _build(LossWeights, self.loss, "loss")
+        self.betas = tuple(self.betas)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_dir) / self.name
+
+    def self_feed_probability(self, step: int) -> float:
+        """Probability that step ``step`` feeds the model its own previous frames."""
+        progress = step / max(self.steps, 1)
+        if progress <= self.self_feed_start or self.self_feed_start >= 1.0:
+            return 0.0
+        return self.self_feed * (progress - self.self_feed_start) / (1.0 - self.self_feed_start)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(dataclasses.asdict(self), sort_keys=False)
+
+
+def _build(cls: type, values: dict, where: str):
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown {where} key(s) {unknown}; known: {sorted(known)}")
+    return cls(**values)
+
+
+def load_config(path: str | Path, **overrides) -> TrainConfig:
+    """Read a run's YAML into a :class:`TrainConfig`; unknown keys are an error, not ignored."""
+    values = yaml.safe_load(Path(path).read_text()) or {}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return _build(TrainConfig, values, f"config ({path})")

@@ -1,0 +1,111 @@
+"""One optimisation step of each stage, as functions of the models and a batch.
+
+A batch (see :class:`talking.training.batches.TrainingFrames`) holds, for B frames ``t``:
+``frame`` (B, 3, H, W) and ``source`` (B, 3, H, W) in [-1, 1]; ``history`` (B, 5, 3, H, W), the
+frames t-5..t-1; ``mel`` (B, W, n_mels), ``pitch`` (B, W) int64, ``energy`` (B, W) for frame t and
+``history_mel`` / ``history_pitch`` / ``history_energy`` (B, 5, W, ...) for the history frames;
+``flow`` (B, 2, H, W), the Farneback flow with ``frame ~ warp(source, flow)``; ``landmarks``
+(B, 68, 2) where the corpus has them.
+
+Losses are returned as a dict of unweighted scalars plus the weighted ``total``, so logs show what
+each term does.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from talking import losses
+from talking.models import MANGenerator, MultiscaleDiscriminator, landmarks_to_heatmaps, warp
+from talking.models.flow import FlowPredictorOutput, kl_divergence
+from talking.training.config import LossWeights
+
+
+def predict_motion(predictor, batch: dict, history: torch.Tensor | None = None):
+    """The predictor's motion for frame t: (motion (B, C_m, H, W), its own losses (unweighted))."""
+    history = batch["history"] if history is None else history
+    output = predictor(batch["source"], history, batch["mel"])
+    if isinstance(output, FlowPredictorOutput):  # the predictor may be wrapped (DDP)
+        terms = {
+            "flow": losses.flow_loss(output.flow, batch["flow"]),
+            "kl": kl_divergence(output.mu, output.logvar),
+            "warp": F.l1_loss(warp(batch["source"], output.flow), batch["frame"]),
+        }
+        return output.flow, terms
+    target = landmarks_to_heatmaps(batch["landmarks"], output.heatmaps.shape[-1])
+    return output.heatmaps, {"heatmap": losses.heatmap_loss(output.heatmaps, target)}
+
+
+def weighted(terms: dict[str, torch.Tensor], weights: LossWeights) -> torch.Tensor:
+    """Sum of ``terms`` times their weights in ``weights`` (a term without a weight counts 0)."""
+    return sum(getattr(weights, name, 0.0) * value for name, value in terms.items())
+
+
+def motion_step(predictor, batch: dict, weights: LossWeights) -> tuple[torch.Tensor, dict]:
+    """Stage 1: the predictor alone, against the ground-truth flow or heatmaps."""
+    _, terms = predict_motion(predictor, batch)
+    return weighted(terms, weights), terms
+
+
+@torch.no_grad()
+def self_fed_history(generator: MANGenerator, predictor, batch: dict) -> torch.Tensor:
+    """The model's own renderings of the 5 history frames: (B, 5, 3, H, W).
+
+    Each history frame is rendered from the source and its audio, with a history of the source
+    repeated, exactly as the first frames of a clip are rendered at inference.
+    """
+    b, t = batch["history"].shape[:2]
+    source = batch["source"].repeat_interleave(t, dim=0)  # (B*5, 3, H, W)
+    mel = batch["history_mel"].flatten(0, 1)  # (B*5, W, n_mels)
+    motion = predictor(source, source[:, None].expand(-1, t, -1, -1, -1), mel).to_tuple()[0]
+    frames = generator(source, motion, mel, batch["history_pitch"].flatten(0, 1),
+                       batch["history_energy"].flatten(0, 1)).frame
+    return frames.unflatten(0, (b, t))
+
+
+def generator_step(
+    generator: MANGenerator,
+    predictor,
+    discriminator: MultiscaleDiscriminator,
+    batch: dict,
+    weights: LossWeights,
+    history: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, dict, torch.Tensor]:
+    """Stage 2, generator side: (weighted total, unweighted terms, generated frames (B, 3, H, W)).
+
+    The predictor trains jointly: its own losses are added to the generator's.
+    """
+    motion, terms = predict_motion(predictor, batch, history)
+    output = generator(batch["source"], motion, batch["mel"], batch["pitch"], batch["energy"])
+    fake = output.frame
+    judged = discriminator(fake, batch["source"])
+    with torch.no_grad():
+        real = discriminator(batch["frame"], batch["source"])
+    terms["adversarial"], terms["cam"] = losses.generator_adversarial_loss(judged)
+    terms["feature_matching"] = losses.feature_matching_loss(real, judged)
+    terms["mouth_l1"] = losses.lower_half_l1(fake, batch["frame"])
+    terms["l1"] = F.l1_loss(fake, batch["frame"])
+    return weighted(terms, weights), terms, fake
+
+
+def discriminator_step(
+    discriminator: MultiscaleDiscriminator, batch: dict, fake: torch.Tensor, weights: LossWeights
+) -> tuple[torch.Tensor, dict]:
+    """Stage 2, discriminator side: real and generated frames judged in one batch."""
+    source = batch["source"]
+    both = discriminator(torch.cat([batch["frame"], fake.detach()]), torch.cat([source, source]))
+    real, generated = (_split(both, len(fake), part) for part in (0, 1))
+    adversarial, cam = losses.discriminator_loss(real, generated)
+    terms = {"d_adversarial": adversarial, "d_cam": cam}
+    return weights.adversarial * adversarial + weights.cam * cam, terms
+
+
+def _split(output, size: int, part: int):
+    """The ``part``-th half of a discriminator output computed on a doubled batch."""
+    pick = slice(part * size, (part + 1) * size)
+    return type(output)(
+        features=[[f[pick] for f in scale] for scale in output.features],
+        logits=[x[pick] for x in output.logits],
+        cam_logits=[x[pick] for x in output.cam_logits],
+    )

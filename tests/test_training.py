@@ -1,0 +1,130 @@
+"""Training: both stages run on a tiny corpus, losses stay finite, runs resume exactly."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from talking.pipeline import TalkingFacePipeline
+from talking.training.config import TrainConfig, load_config
+from talking.training.loop import latest_checkpoint, train
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("corpus")
+    from talking.corpus.build import CorpusConfig, build_corpus
+
+    build_corpus(CorpusConfig(out=str(out), clips=6, resolution=64, seed=3))
+    return out
+
+
+def tiny(corpus: Path, tmp_path: Path, **values) -> TrainConfig:
+    base = dict(name="run", stage="man", corpus=str(corpus), resolution=64, steps=3, batch_size=2,
+                num_workers=0, save_every=2, log_every=1, sample_every=2,
+                output_dir=str(tmp_path / "runs"), self_feed_start=0.0, self_feed=1.0)
+    return TrainConfig(**{**base, **values})
+
+
+def logged_scalars(run_dir: Path) -> dict[str, list[float]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir / "logs" / "train"))  # accelerate: logging_dir/project
+    events.Reload()
+    return {tag: [e.value for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+@pytest.mark.parametrize("variant", ["optical", "keypoint"])
+def test_both_stages_train_with_finite_losses_and_export_a_pipeline(corpus, tmp_path, variant):
+    motion = tiny(corpus, tmp_path, name="motion", stage="motion", variant=variant)
+    train(motion)
+    man = tiny(corpus, tmp_path, name="man", variant=variant, init_from=str(motion.run_dir),
+               export_to=str(tmp_path / "export"))
+    train(man)
+
+    scalars = logged_scalars(man.run_dir)
+    expected = {"train/total", "train/d_total", "train/mouth_l1", "train/adversarial", "train/cam",
+                "train/feature_matching", "train/d_cam"}
+    expected |= {"train/flow", "train/kl", "train/warp"} if variant == "optical" else {"train/heatmap"}
+    assert expected <= set(scalars), set(scalars)
+    assert all(math.isfinite(v) for values in scalars.values() for v in values)
+
+    pipeline = TalkingFacePipeline.from_pretrained(tmp_path / "export")
+    assert pipeline.variant == variant
+    assert (tmp_path / "export" / "model_index.json").is_file()
+
+
+def test_stage_two_starts_from_the_pretrained_predictor(corpus, tmp_path):
+    motion = tiny(corpus, tmp_path, name="motion", stage="motion", steps=2)
+    train(motion)
+    man = tiny(corpus, tmp_path, name="man", init_from=str(motion.run_dir), steps=1)
+    from talking.training.loop import build
+
+    _, predictor, _ = build(man)
+    saved = load_file(motion.run_dir / "motion_predictor" / "diffusion_pytorch_model.safetensors")
+    for name, value in predictor.state_dict().items():
+        torch.testing.assert_close(value, saved[name])
+
+
+def test_resumed_run_matches_an_uninterrupted_one(corpus, tmp_path):
+    whole = tiny(corpus, tmp_path, name="whole", steps=4, save_every=2)
+    train(whole)
+    # The "killed" run stopped after its step-2 checkpoint; resuming continues to step 4.
+    cut = tiny(corpus, tmp_path, name="cut", steps=2, save_every=2)
+    train(cut)
+    first = latest_checkpoint(cut.run_dir)
+    assert first.name == "step-2"
+    optimizer_before = torch.load(first / "optimizer.bin", weights_only=True)
+    resumed = tiny(corpus, tmp_path, name="cut", steps=4, save_every=2)
+    train(resumed, resume=True)
+
+    assert latest_checkpoint(resumed.run_dir).name == "step-4"
+    assert optimizer_before["state"], "the optimiser state was saved"
+    for model in ("model.safetensors", "model_1.safetensors", "model_2.safetensors"):
+        a = load_file(latest_checkpoint(whole.run_dir) / model)
+        b = load_file(latest_checkpoint(resumed.run_dir) / model)
+        for name in a:
+            torch.testing.assert_close(a[name], b[name], rtol=0, atol=0, msg=f"{model}: {name}")
+
+
+def test_half_written_checkpoint_is_never_picked_up(tmp_path):
+    run = tmp_path / "run"
+    (run / "checkpoints" / "step-2").mkdir(parents=True)
+    (run / "checkpoints" / "step-2" / "step.json").write_text('{"step": 2}')
+    (run / "checkpoints" / ".partial-step-4").mkdir()
+    (run / "checkpoints" / "step-6").mkdir()  # no step.json: never completed
+    assert latest_checkpoint(run).name == "step-2"
+
+
+def test_config_rejects_unknown_keys(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump({"name": "x", "stage": "man", "corpus": "c", "stpes": 10}))
+    with pytest.raises(ValueError, match="stpes"):
+        load_config(path)
+
+
+def test_shipped_configs_load():
+    for path in (REPO / "train" / "configs").rglob("*.yaml"):
+        load_config(path)
+
+
+@pytest.mark.slow
+def test_two_process_cpu_run_ends_with_the_same_weights_on_both_ranks(corpus, tmp_path):
+    config = tiny(corpus, tmp_path, name="ddp", steps=2, save_every=2)
+    path = tmp_path / "ddp.yaml"
+    path.write_text(config.to_yaml())
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                    str(REPO / "train" / "train_man.py"), "--config", str(path)],
+                   check=True, env=env, cwd=REPO, timeout=600)
+    checksums = json.loads((config.run_dir / "final.json").read_text())["replica_checksums"]
+    assert len(checksums) == 2 and checksums[0] == checksums[1]
