@@ -82,6 +82,78 @@ def _features(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prepare_flags(parser: argparse.ArgumentParser) -> None:
+    from talking.prepare import PrepareConfig
+
+    add_dataclass_arguments(parser, PrepareConfig)
+
+
+@command("prepare", "turn a folder of real talking-face videos (GRID, CREMA-D, LRS, VoxCeleb, "
+         "HDTF) into a corpus of aligned clips", _prepare_flags)
+def _prepare(args: argparse.Namespace) -> int:
+    from talking.prepare import PrepareConfig, prepare_corpus
+
+    try:
+        config = dataclass_from_args(PrepareConfig, args)
+    except ValueError as error:
+        raise TalkingError(str(error)) from error
+    prepare_corpus(config)
+    return 0
+
+
+def _corpus_flags(parser: argparse.ArgumentParser) -> None:
+    from talking.corpus.build import CorpusConfig
+
+    add_dataclass_arguments(parser, CorpusConfig)
+
+
+@command("corpus", "build the synthetic audio-visual speech corpus (espeak-ng speech, drawn talking "
+         "faces, exact ground truth)", _corpus_flags)
+def _corpus(args: argparse.Namespace) -> int:
+    from talking.corpus.build import CorpusConfig, build_corpus
+
+    try:
+        config = dataclass_from_args(CorpusConfig, args)
+    except ValueError as error:
+        raise TalkingError(str(error)) from error
+    build_corpus(config)
+    return 0
+
+
+def _generate_flags(parser: argparse.ArgumentParser) -> None:
+    from talking.generate import GenerateOptions
+
+    parser.add_argument("--image", required=True, help="photo with one roughly frontal face")
+    parser.add_argument("--audio", help="speech (wav, mp3, ogg, flac, m4a, ...); or give --text")
+    parser.add_argument("--output", required=True, help="the video to write (.mp4)")
+    add_dataclass_arguments(parser, GenerateOptions)
+
+
+@command("generate", "make a talking video (mp4) of the face in a photo saying the speech",
+         _generate_flags)
+def _generate(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from talking.generate import GenerateOptions, generate_video
+
+    options = dataclass_from_args(GenerateOptions, args)
+    bar = None  # opened at the first frame, so that a bad input leaves stderr one line
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        bar = bar or tqdm(total=total, unit="frame", desc="generating", disable=None)
+        bar.update(done - bar.n)
+
+    try:
+        video = generate_video(args.image, args.audio, args.output, options, progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    print(f"{video.path}: {video.num_frames} frames, {video.duration:.2f} s, "
+          f"{video.variant} model from {video.checkpoint}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="talking", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
