@@ -47,6 +47,7 @@ def _save_checkpoint(accelerator: Accelerator, run_dir: Path, step: int) -> None
     partial = final.with_name(f".partial-step-{step}")
     if accelerator.is_main_process:
         shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)  # before the others write their RNG states into it
     accelerator.wait_for_everyone()
     accelerator.save_state(str(partial))
     accelerator.wait_for_everyone()
@@ -76,7 +77,10 @@ def build(config: TrainConfig):
 def train(config: TrainConfig, resume: bool = False) -> Path:
     """Run ``config`` to ``config.steps``; return the run folder."""
     run_dir = config.run_dir
+    # Accelerate only sets up multi-process CPU training (gloo) when told it runs on the CPU.
+    multi_cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
     accelerator = Accelerator(
+        cpu=multi_cpu,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         log_with="tensorboard",
         project_config=ProjectConfiguration(project_dir=str(run_dir), logging_dir=str(run_dir / "logs")),
@@ -144,7 +148,8 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
             _save_checkpoint(accelerator, run_dir, step + 1)
 
     # 5. export, with a check that every process ends with the same weights
-    checksums = accelerator.gather(torch.stack([_checksum(accelerator.unwrap_model(m)) for m in models])[None])
+    fingerprint = torch.stack([_checksum(accelerator.unwrap_model(m)) for m in models])
+    checksums = accelerator.gather(fingerprint[None])  # (processes, models)
     if accelerator.is_main_process:
         (run_dir / "final.json").write_text(json.dumps(
             {"step": config.steps, "replica_checksums": checksums.tolist()}, indent=1))
