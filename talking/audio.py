@@ -183,14 +183,20 @@ class AudioFeatures:
                        num_video_frames=int(data["num_video_frames"]), config=config or stored)
 
 
+def video_frame_times(num_frames: int, fps: float) -> np.ndarray:
+    """Mid-time of each video frame, ``(t + 0.5) / fps``: (N,) seconds. Frame ``t`` spans
+    ``[t / fps, (t + 1) / fps)``; every audio<->video alignment in the project uses this."""
+    return (np.arange(num_frames) + 0.5) / fps
+
+
 def frame_window_indices(frames: np.ndarray, config: AudioConfig = AudioConfig()) -> np.ndarray:
     """Mel-frame indices (N, W) of the window centred on each video frame's mid-time.
 
     Mel frame ``m`` is centred on sample ``m * hop``; video frame ``t`` spans
     ``[t / fps, (t + 1) / fps)``. Indices may fall outside the clip (the caller pads with silence).
     """
-    centre = (np.asarray(frames, dtype=np.float64) + 0.5) * config.sample_rate / (
-        config.fps * config.hop_length)
+    mid_times = (np.asarray(frames, dtype=np.float64) + 0.5) / config.fps  # video_frame_times
+    centre = mid_times * config.sample_rate / config.hop_length
     first = np.floor(centre).astype(np.int64) - config.window // 2 + 1
     return first[:, None] + np.arange(config.window)[None, :]
 

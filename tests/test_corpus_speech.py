@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
+from talking.audio import video_frame_times
 from talking.config import SAMPLE_RATE
 from talking.corpus.speech import SILENCE, Phoneme, Voice, phoneme_segments, synthesize
-from talking.corpus.visemes import MOUTH_PARAMETERS, frame_times, mouth_parameters, phoneme_visemes
+from talking.corpus.visemes import MOUTH_PARAMETERS, mouth_parameters, phoneme_visemes
 from talking.errors import TalkingError
 
 JAW, ROUND, TUCK = (MOUTH_PARAMETERS.index(name) for name in ("jaw_open", "lip_round", "lower_lip_tuck"))
@@ -88,7 +89,7 @@ def spoken(*symbols, length=0.08):
 
 def frames_inside(phonemes, symbol, fps=25):
     duration = phonemes[-1].end
-    t = frame_times(int(np.ceil(duration * fps)), fps)
+    t = video_frame_times(int(np.ceil(duration * fps)), fps)
     inside = np.zeros(len(t), bool)
     for p in phonemes:
         if p.symbol == symbol:
@@ -126,9 +127,9 @@ def test_silence_keeps_the_mouth_closed_and_still():
     phonemes = [Phoneme(SILENCE, 0.0, 0.6), Phoneme("a", 0.6, 0.7), Phoneme("m", 0.7, 0.76),
                 Phoneme("a", 0.76, 0.86), Phoneme(SILENCE, 0.86, 2.5)]
     mouth = mouth_parameters(phonemes, int(2.5 * 25), 25)
-    quiet = frame_times(len(mouth), 25) > 1.5
+    quiet = video_frame_times(len(mouth), 25) > 1.5
     assert mouth[quiet].max() < 0.02
     assert np.abs(np.diff(mouth[quiet], axis=0)).max() < 0.005
     # Lips part at most 0.25 s before the speech (0.05 = under half a pixel of lip gap at 128 px).
-    before = frame_times(len(mouth), 25) < 0.6 - 0.25
+    before = video_frame_times(len(mouth), 25) < 0.6 - 0.25
     assert mouth[before].max() < 0.05

@@ -18,8 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from talking.audio import AudioFeatures
-from talking.corpus.visemes import frame_times
+from talking.audio import AudioFeatures, video_frame_times
 
 HEAD_POSE_AXES = ("yaw", "pitch", "roll")  # degrees
 HEAD_OFFSET_AXES = ("dx", "dy", "scale")  # fractions of the image width / height; scale factor - 1
@@ -65,7 +64,7 @@ def prosody(features: AudioFeatures) -> tuple[np.ndarray, np.ndarray]:
 def blink_openness(rng: np.random.Generator, num_frames: int, fps: float,
                    rate: float) -> np.ndarray:
     """Eye openness (N,) in [0, 1] with blinks at ``rate`` per second."""
-    t = frame_times(num_frames, fps)
+    t = video_frame_times(num_frames, fps)
     duration = num_frames / fps
     openness = np.ones(num_frames)
     start = rng.exponential(1.0 / rate) * rng.uniform()  # the clip starts mid-interval
@@ -84,7 +83,7 @@ def brow_raise(rng: np.random.Generator, accent: np.ndarray, fps: float,
                expressiveness: float) -> np.ndarray:
     """Brow raise (N,) in [0, 1] on the peaks of ``accent`` (N,), a pitch x loudness contour."""
     num_frames = len(accent)
-    t = frame_times(num_frames, fps)
+    t = video_frame_times(num_frames, fps)
     raise_ = np.zeros(num_frames)
     last = -np.inf
     for i in _peaks(accent, threshold=1.0):
@@ -101,7 +100,7 @@ def brow_raise(rng: np.random.Generator, accent: np.ndarray, fps: float,
 
 def gaze_track(rng: np.random.Generator, num_frames: int, fps: float) -> np.ndarray:
     """Gaze (N, 2): fixations (mean 1.5 s) near the camera or, one time in three, elsewhere."""
-    t = frame_times(num_frames, fps)
+    t = video_frame_times(num_frames, fps)
     gaze = np.zeros((num_frames, 2))
     start = 0.0
     while start < num_frames / fps:
@@ -119,7 +118,7 @@ def head_motion(rng: np.random.Generator, loudness: np.ndarray, fps: float,
 
     ``loudness`` (N,) in [0, 1] drives small downward nods on stressed speech.
     """
-    t = frame_times(len(loudness), fps)[:, None]
+    t = video_frame_times(len(loudness), fps)[:, None]
     # Typical range (one standard deviation) of each axis: yaw, pitch, roll (deg), dx, dy, scale.
     scale = amount * np.array([2.5, 2.0, 1.5, 0.012, 0.008, 0.012])
     freq = rng.uniform(0.08, 0.5, (3, 6))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from talking.audio import video_frame_times
 from talking.corpus.speech import SILENCE, Phoneme
 
 MOUTH_PARAMETERS = ("jaw_open", "lip_spread", "lip_round", "upper_lip_raise", "lower_lip_tuck",
@@ -83,12 +84,6 @@ def phoneme_visemes(symbol: str) -> list[str]:
     return visemes or ["HH"]
 
 
-def frame_times(num_frames: int, fps: float) -> np.ndarray:
-    """Mid-time of each video frame, ``(t + 0.5) / fps``: (N,) seconds. Frame ``t`` spans
-    ``[t / fps, (t + 1) / fps)``, the convention of :mod:`talking.audio`'s feature windows."""
-    return (np.arange(num_frames) + 0.5) / fps
-
-
 def mouth_parameters(phonemes: list[Phoneme], num_frames: int, fps: float,
                      articulation: float = 1.0) -> np.ndarray:
     """Mouth parameters at each video frame's mid-time: (N, len(MOUTH_PARAMETERS)) float32.
@@ -108,7 +103,7 @@ def mouth_parameters(phonemes: list[Phoneme], num_frames: int, fps: float,
             taus.append(tau)
     targets = np.array(targets)  # (K, P)
     targets[:, 0] *= articulation
-    t = frame_times(num_frames, fps)[:, None]  # (N, 1)
+    t = video_frame_times(num_frames, fps)[:, None]  # (N, 1)
     distance = np.maximum(np.maximum(np.array(starts)[None] - t, t - np.array(ends)[None]), 0.0)  # (N, K)
     # A hold (lip closure, lip-teeth contact) is absolute inside its segment and an ordinary
     # vowel-strength dominance outside it, so a short vowel between two holds still opens.
