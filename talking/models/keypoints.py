@@ -71,7 +71,8 @@ def landmarks_to_heatmaps(
 class KeypointPredictorOutput(BaseOutput):
     """
     Args:
-        heatmaps: (B, K, H, W) in [0, 1], one contour heatmap per channel (see ``CONTOURS``).
+        heatmaps: (B, K, H, W), one contour heatmap per channel (see ``CONTOURS``), regressed
+            towards the [0, 1] targets of :func:`landmarks_to_heatmaps`.
     """
 
     heatmaps: torch.Tensor
@@ -79,8 +80,10 @@ class KeypointPredictorOutput(BaseOutput):
 
 class KeypointPredictor(ModelMixin, ConfigMixin):
     """Predicts the next frame's contour heatmaps from the source, the previous frames and the mel
-    window: an hourglass with the mel embedding joined at its bottleneck, a sigmoid head at H/2,
+    window: an hourglass with the mel embedding joined at its bottleneck, a linear head at H/2,
     upsampled bilinearly to H. Keypoints are read off the heatmaps by a max (paper 4.3.1).
+    The head is linear, not a sigmoid: under the heatmap MSE a sigmoid saturates at zero within
+    a few steps (thin contours, mostly background) and never recovers.
 
     Args:
         resolution: frame size H = W.
@@ -124,7 +127,7 @@ class KeypointPredictor(ModelMixin, ConfigMixin):
         """source (B, 3, H, W), history (B, T, 3, H, W), audio (B, A) from :meth:`encode_audio`."""
         features = self.hourglass.encode(source, history)
         x = self.hourglass.decode(self.fuse(with_audio(features[-1], audio)), features)
-        heatmaps = torch.sigmoid(self.to_heatmaps(x))  # (B, K, H/2, W/2)
+        heatmaps = self.to_heatmaps(x)  # (B, K, H/2, W/2)
         heatmaps = F.interpolate(heatmaps, size=source.shape[-2:], mode="bilinear",
                                  align_corners=False)
         return KeypointPredictorOutput(heatmaps=heatmaps)
