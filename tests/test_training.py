@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from talking.pipeline import TalkingFacePipeline
 from talking.training.config import TrainConfig, load_config
-from talking.training.loop import latest_checkpoint, train
+from talking.training.loop import export_checkpoint, latest_checkpoint, train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -61,6 +61,11 @@ def test_both_stages_train_with_finite_losses_and_export_a_pipeline(corpus, tmp_
     pipeline = TalkingFacePipeline.from_pretrained(tmp_path / "export")
     assert pipeline.variant == variant
     assert (tmp_path / "export" / "model_index.json").is_file()
+
+    # Exporting the final checkpoint afterwards gives the same pipeline.
+    again = TalkingFacePipeline.from_pretrained(export_checkpoint(man.run_dir, out=tmp_path / "again"))
+    for name, value in pipeline.generator.state_dict().items():
+        torch.testing.assert_close(again.generator.state_dict()[name], value, rtol=0, atol=0)
 
 
 def test_stage_two_starts_from_the_pretrained_predictor(corpus, tmp_path):

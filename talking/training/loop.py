@@ -12,6 +12,7 @@ that :func:`latest_checkpoint` would pick up. ``resume=True`` continues from the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -236,6 +237,34 @@ def _export(config: TrainConfig, models) -> None:
     TalkingFacePipeline(generator=generator, motion_predictor=predictor).save_pretrained(folder)
     (folder / "training.yaml").write_text(config.to_yaml())
 
+
+
+def export_checkpoint(run_dir: str | Path, checkpoint: str | Path | None = None,
+                      out: str | Path | None = None) -> Path:
+    """Export a stage-"man" run's checkpoint (default: its newest) as a pipeline folder.
+
+    Models are read from the checkpoint's safetensors in the order the loop prepared them
+    (generator, predictor, discriminator); ``out`` defaults to the config's ``export_to``.
+    """
+    from safetensors.torch import load_file
+
+    from talking.training.config import load_config
+
+    run_dir = Path(run_dir)
+    config = load_config(run_dir / "config.yaml")
+    if config.stage != "man":
+        raise ValueError(f"{run_dir} is a stage '{config.stage}' run; only 'man' runs make a pipeline")
+    checkpoint = Path(checkpoint) if checkpoint else latest_checkpoint(run_dir)
+    if checkpoint is None:
+        raise ValueError(f"{run_dir} has no complete checkpoint")
+    generator, predictor, discriminator = build(dataclasses.replace(config, init_from=None))
+    for i, model in enumerate((generator, predictor, discriminator)):
+        name = "model.safetensors" if i == 0 else f"model_{i}.safetensors"  # accelerate's naming
+        model.load_state_dict(load_file(checkpoint / name))
+    step = json.loads((checkpoint / "step.json").read_text())["step"]
+    config = dataclasses.replace(config, export_to=str(out) if out else config.export_to, steps=step)
+    _export(config, [generator.eval(), predictor.eval(), discriminator])
+    return Path(config.export_to) if config.export_to else config.run_dir / "pipeline"
 
 
 def main(stage: str, argv: list[str] | None = None) -> None:
