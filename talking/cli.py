@@ -154,6 +154,30 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate_flags(parser: argparse.ArgumentParser) -> None:
+    from talking.evaluate import EvaluateOptions
+
+    parser.add_argument("--checkpoint", nargs="*", default=[], metavar="DIR",
+                        help="pipeline folders to evaluate, e.g. checkpoints/man-optical "
+                        "checkpoints/man-keypoint")
+    add_dataclass_arguments(parser, EvaluateOptions)
+
+
+@command("evaluate", "the paper's metrics (SSIM, PSNR, CPBD, LMD, blinks/s, sync) over a corpus split, "
+         "for MAN checkpoints and baselines: a markdown table, JSON and plots", _evaluate_flags)
+def _evaluate(args: argparse.Namespace) -> int:
+    from talking.evaluate import EvaluateOptions, evaluate
+
+    try:
+        options = dataclass_from_args(EvaluateOptions, args)
+    except ValueError as error:
+        raise TalkingError(str(error)) from error
+    report = evaluate(args.checkpoint, options)
+    print(f"{options.out}: results.md, results.json, metrics.png, sync.png, frames.png "
+          f"({report['clips']} clips; {', '.join(report['methods'])})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="talking", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

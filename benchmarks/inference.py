@@ -1,0 +1,218 @@
+"""Speed and memory of the inference path: a photo and speech in, an mp4 out, on this machine.
+
+    python benchmarks/inference.py [--checkpoint DIR] [--photo-side 1024] [--profile]
+
+Uses ``checkpoints/man-optical`` when it exists, else freshly initialised networks of the same
+size (speed and memory do not depend on the weights), and says which. The photo is a corpus
+speaker in a textured 4:3 scene, as large as ``generate`` lets a photo be by default; the speech
+is espeak-ng's. Prints, for the 128x128 model:
+
+- start-up: importing the pipeline (torch, diffusers) and loading the model, in a fresh process;
+- a 10 s clip end to end (features, generation, paste-back, H.264 encoding, muxing), as the
+  real-time factor wall / audio duration (target <= 1.0, stretch <= 0.5), and the time from the
+  call to the first frame handed to the encoder;
+- the generator alone in frames per second, and the per-frame cost of each stage;
+- peak memory (RSS) of a 60 s clip against a 10 s clip, each in a fresh process (target: within
+  20 %). ffmpeg runs in its own process and is not counted.
+
+``--profile`` adds the functions that take the most time in the 10 s clip (cProfile).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "checkpoints" / "man-optical"
+PARAGRAPH = ("The quick brown fox jumps over the lazy dog. She sells sea shells by the sea shore, "
+             "and the shells she sells are surely sea shells. Peter Piper picked a peck of "
+             "pickled peppers; how many pickled peppers did Peter Piper pick?")
+
+
+def child(args: argparse.Namespace) -> None:
+    """One clip in this (fresh) process; prints its figures as JSON."""
+    start = time.perf_counter()
+    import talking.pipeline  # noqa: F401  (torch and diffusers: the cost of starting up)
+    from talking.generate import GenerateOptions, generate_video, load_pipeline, resolve_device
+
+    imported = time.perf_counter()
+    load_pipeline(args.checkpoint, resolve_device("auto"))
+    loaded = time.perf_counter()
+    first_frame = []
+
+    def progress(done: int, total: int) -> None:
+        if done == 1:
+            first_frame.append(time.perf_counter())
+
+    video = generate_video(args.photo, args.speech, args.output,
+                           GenerateOptions(checkpoint=str(args.checkpoint)), progress)
+    end = time.perf_counter()
+    import torch
+
+    print(json.dumps({
+        "import_s": imported - start, "load_s": loaded - imported,
+        "first_frame_s": first_frame[0] - loaded, "total_s": end - loaded,
+        "duration_s": video.duration, "frames": video.num_frames, "threads": torch.get_num_threads(),
+        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }))
+
+
+def run_child(checkpoint: Path, photo: Path, speech: Path, output: Path) -> dict:
+    command = [sys.executable, __file__, "--child", "--checkpoint", str(checkpoint),
+               "--photo", str(photo), "--speech", str(speech), "--output", str(output)]
+    result = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def make_inputs(folder: Path, photo_side: int) -> tuple[Path, dict[int, Path]]:
+    """A photo (photo_side x 3/4 photo_side) and speech files of 10 s and 60 s."""
+    import cv2
+    import numpy as np
+    import soundfile
+
+    from talking.config import SAMPLE_RATE
+    from talking.corpus.appearance import sample_face_style, sample_scene_style
+    from talking.corpus.geometry import face_frame
+    from talking.corpus.render import FaceRenderer
+    from talking.corpus.speech import synthesize
+    from talking.corpus.visemes import MOUTH_PARAMETERS
+
+    rng = np.random.default_rng(1)
+    style = sample_face_style(rng, feminine=True)
+    side = photo_side * 3 // 8
+    frame = face_frame(style, np.zeros(len(MOUTH_PARAMETERS)), 1.0, 0.0, np.zeros(2))
+    face, _ = FaceRenderer(style, sample_scene_style(rng), side).render(frame, np.zeros(3), 0.0)
+    height, width = photo_side * 3 // 4, photo_side
+    noise = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    photo = cv2.GaussianBlur(noise, (0, 0), 4)
+    top, left = (height - side) // 3, (width - side) // 2
+    photo[top:top + side, left:left + side] = face
+    cv2.imwrite(str(folder / "photo.png"), photo[..., ::-1])
+
+    speech = synthesize(PARAGRAPH).audio
+    files = {}
+    for seconds in (10, 60):
+        files[seconds] = folder / f"speech-{seconds}s.wav"
+        soundfile.write(files[seconds], np.resize(speech, seconds * SAMPLE_RATE), SAMPLE_RATE)
+    return folder / "photo.png", files
+
+
+def fresh_checkpoint(folder: Path) -> Path:
+    import torch
+
+    from talking.models import build_models
+    from talking.pipeline import TalkingFacePipeline
+
+    torch.manual_seed(0)
+    generator, predictor, _ = build_models("optical", 128)
+    TalkingFacePipeline(generator.eval(), predictor.eval()).save_pretrained(folder)
+    return folder
+
+
+def stage_costs(checkpoint: Path, photo: Path, speech: Path, threads: int) -> dict[str, float]:
+    """Milliseconds per frame of each stage, and the per-clip preparation in seconds."""
+    import torch
+
+    from talking.face import Paster, align_face
+    from talking.generate import ENCODER_PRESET, load_pipeline
+    from talking.image import load_image
+    from talking.video import VideoWriter
+
+    torch.set_num_threads(threads)
+    pipe = load_pipeline(checkpoint, "cpu")
+    start = time.perf_counter()
+    output = pipe(photo, speech, crop_only=True)  # face, speech and features, once per clip
+    prepared = time.perf_counter()
+    crops = list(output.frames)  # (128, 128, 3) uint8 each
+    generator_ms = (time.perf_counter() - prepared) / len(crops) * 1000
+    prepare_s = prepared - start
+
+    image = load_image(photo)
+    # Paste-back and encoding in one loop, as in generate_video, each timed on its own.
+    paster, paste_s, encode_s = Paster(image, align_face(image, pipe.resolution)), 0.0, 0.0
+    with tempfile.TemporaryDirectory() as folder:
+        with VideoWriter(Path(folder) / "encode.mp4", output.audio, preset=ENCODER_PRESET) as writer:
+            for crop in crops:
+                start = time.perf_counter()
+                frame = paster(crop)
+                pasted = time.perf_counter()
+                writer.write(frame)  # waits while ffmpeg is behind: the encoder's pace
+                paste_s, encode_s = paste_s + pasted - start, encode_s + time.perf_counter() - pasted
+            closing = time.perf_counter()
+        encode_s += time.perf_counter() - closing  # flushing the encoder and muxing
+    return {"prepare_s": prepare_s, "generator_ms": generator_ms, "fps": 1000 / generator_ms,
+            "paste_ms": paste_s / len(crops) * 1000, "encode_ms": encode_s / len(crops) * 1000,
+            "photo": image.shape[:2]}
+
+
+def profile(checkpoint: Path, photo: Path, speech: Path, output: Path) -> None:
+    import cProfile
+    import pstats
+
+    from talking.generate import GenerateOptions, generate_video
+
+    profiler = cProfile.Profile()
+    profiler.runcall(generate_video, photo, speech, output, GenerateOptions(checkpoint=str(checkpoint)))
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", type=Path, help="pipeline folder (default: "
+                        "checkpoints/man-optical, else fresh weights)")
+    parser.add_argument("--photo-side", type=int, default=1024, help="photo width in pixels")
+    parser.add_argument("--profile", action="store_true", help="cProfile the 10 s clip")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--photo", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--speech", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--output", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        if args.checkpoint is not None:
+            checkpoint, which = args.checkpoint.resolve(), f"{args.checkpoint} (given)"
+        elif (SHIPPED / "model_index.json").is_file():
+            checkpoint, which = SHIPPED, f"{SHIPPED.relative_to(ROOT)} (trained)"
+        else:
+            checkpoint = fresh_checkpoint(folder / "fresh")
+            which = f"fresh weights ({SHIPPED.relative_to(ROOT)} does not exist yet)"
+        photo, speech = make_inputs(folder, args.photo_side)
+
+        short = run_child(checkpoint, photo, speech[10], folder / "short.mp4")
+        long = run_child(checkpoint, photo, speech[60], folder / "long.mp4")
+        stages = stage_costs(checkpoint, photo, speech[10], short["threads"])
+
+        height, width = stages["photo"]
+        print(f"checkpoint: {which}")
+        print(f"photo {width}x{height}, face 128x128, cpu, {short['threads']} torch thread(s)")
+        print(f"start-up:   imports {short['import_s']:.2f} s + model load {short['load_s']:.2f} s "
+              f"= {short['import_s'] + short['load_s']:.2f} s")
+        for name, run in (("10 s clip", short), ("60 s clip", long)):
+            factor = run["total_s"] / run["duration_s"]
+            print(f"{name}:  end to end {run['total_s']:.2f} s for {run['frames']} frames, "
+                  f"real-time factor {factor:.2f} (target <= 1.0, stretch <= 0.5); "
+                  f"first frame after {run['first_frame_s']:.2f} s")
+        print(f"generator alone: {stages['fps']:.1f} frames/s ({stages['fps'] / 25:.1f}x real time)")
+        print(f"per frame:  generator {stages['generator_ms']:.1f} ms, paste-back "
+              f"{stages['paste_ms']:.1f} ms, encoder {stages['encode_ms']:.1f} ms; per clip: face, "
+              f"speech and features {stages['prepare_s']:.2f} s")
+        growth = long["rss_mb"] / short["rss_mb"] - 1
+        print(f"peak RSS:   10 s clip {short['rss_mb']:.0f} MB, 60 s clip {long['rss_mb']:.0f} MB "
+              f"({growth:+.1%}, target within 20%)")
+        if args.profile:
+            profile(checkpoint, photo, speech[10], folder / "profiled.mp4")
+
+
+if __name__ == "__main__":
+    main()

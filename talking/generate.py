@@ -1,0 +1,224 @@
+"""A photo and speech in, an mp4 file out: what ``python -m talking generate`` and the app run.
+
+:func:`generate_video` loads the pipeline (once per checkpoint and device, then from a cache, so
+the app pays for it once), calls it, and streams its frames into :class:`talking.video.VideoWriter`
+one at a time: memory stays flat however long the speech. The mp4 appears only once complete; on
+any failure nothing is left under the output name, and a file already there is untouched.
+
+The mp4's sound track is the speech exactly as the model heard it (mono, 22050 Hz), so picture
+and sound come from the same samples whatever the input (a file, an array or espeak-ng's text).
+
+This module stays light to import (no torch): the CLI builds its flags from
+:class:`GenerateOptions` for ``--help`` too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from talking.config import MAX_PHOTO_SIDE, AudioConfig
+from talking.corpus.speech import Voice
+from talking.errors import TalkingError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from talking.pipeline import AudioInput, ImageInput, TalkingFacePipeline
+
+# save_pretrained folders of the shipped models, beside the package (so any working dir works).
+CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
+# libx264 "veryfast" encodes 720p 2.4x faster than "medium" on 2 cores, with files no larger
+# (the background of a talking-head video is static), so the encoder never holds the model up.
+ENCODER_PRESET = "veryfast"
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerateOptions:
+    """How to make the video; every field is a ``python -m talking generate`` flag."""
+
+    checkpoint: str | None = dataclasses.field(default=None, metadata={
+        "help": "pipeline folder (save_pretrained); default: checkpoints/man-VARIANT in the repo"})
+    variant: str | None = dataclasses.field(default=None, metadata={
+        "help": "optical or keypoint; picks the default checkpoint (optical) and, with "
+                "--checkpoint, must match it"})
+    device: str = dataclasses.field(default="auto", metadata={
+        "help": "torch device: cpu, cuda, cuda:1, mps; auto = cuda when available, else cpu"})
+    seed: int | None = dataclasses.field(default=None, metadata={
+        "help": "sample the motion with this seed; none = its mean, the most likely motion"})
+    crop_only: bool = dataclasses.field(default=False, metadata={
+        "help": "write the aligned face crops at the model's resolution, not the whole photo"})
+    text: str | None = dataclasses.field(default=None, metadata={
+        "help": "words for espeak-ng to speak, instead of --audio"})
+    voice: str = dataclasses.field(default=Voice().name, metadata={
+        "help": "espeak-ng voice for --text, e.g. en-gb or en-us+f3 (espeak-ng --voices)"})
+    max_side: int = dataclasses.field(default=MAX_PHOTO_SIDE, metadata={
+        "help": "downscale the photo to at most this many pixels on its long side"})
+    max_seconds: float = dataclasses.field(default=AudioConfig().max_seconds, metadata={
+        "help": "refuse speech longer than this many seconds"})
+    threads: int | None = dataclasses.field(default=None, metadata={
+        "help": "CPU threads for torch; default: OMP_NUM_THREADS if set, else the physical "
+                "cores but one, which is left to the video encoder"})
+
+    def __post_init__(self) -> None:
+        if self.max_side < 16:
+            raise TalkingError(f"max_side must be at least 16 pixels, got {self.max_side}.")
+        if self.threads is not None and self.threads < 1:
+            raise TalkingError(f"threads must be at least 1, got {self.threads}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneratedVideo:
+    """What :func:`generate_video` wrote: ``path``, its frame count and rate, the speech's
+    duration in seconds, the aligned face crop the model saw (R, R, 3) uint8 RGB, and the model
+    that made it."""
+
+    path: Path
+    num_frames: int
+    fps: int
+    duration: float
+    face: np.ndarray
+    variant: str
+    checkpoint: Path
+
+
+def generate_video(
+    image: ImageInput,
+    audio: AudioInput | None,
+    output: str | os.PathLike,
+    options: GenerateOptions | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> GeneratedVideo:
+    """Write the mp4 ``output`` of the person in ``image`` saying ``audio`` (or ``options.text``).
+
+    ``progress(done_frames, total_frames)`` is called as each frame is written. Raises
+    :class:`TalkingError` for a bad photo, speech or checkpoint, before any file is made.
+    """
+    from talking.video import VideoWriter
+
+    options = options or GenerateOptions()
+    output = Path(output)
+    if output.suffix.lower() != ".mp4":
+        raise TalkingError(f"{output.name}: the output must be an .mp4 file.")
+    # 1. the pipeline, loaded once per checkpoint and device
+    checkpoint = checkpoint_folder(options)
+    set_threads(options.threads)
+    pipe = load_pipeline(checkpoint, resolve_device(options.device))
+    if options.variant is not None and pipe.variant != options.variant:
+        raise TalkingError(f"{checkpoint} holds the {pipe.variant} variant, not {options.variant}.")
+    # 2. align the face and prepare the speech; the frames are made as they are read
+    result = pipe(image, audio, text=options.text, voice=options.voice, crop_only=options.crop_only,
+                  max_side=options.max_side, max_seconds=options.max_seconds, seed=options.seed,
+                  callback=progress)
+    # 3. stream them into the mp4, which appears only once complete
+    with VideoWriter(output, result.audio, fps=result.fps, sample_rate=result.sample_rate,
+                     preset=ENCODER_PRESET) as writer:
+        for frame in result.frames:
+            writer.write(frame)
+    return GeneratedVideo(path=output, num_frames=writer.num_frames, fps=result.fps,
+                          duration=len(result.audio) / result.sample_rate, face=result.face,
+                          variant=pipe.variant, checkpoint=checkpoint)
+
+
+def checkpoint_folder(options: GenerateOptions) -> Path:
+    """``options.checkpoint``, or the shipped ``checkpoints/man-<variant>`` folder."""
+    from talking.models import VARIANTS
+
+    if options.variant is not None and options.variant not in VARIANTS:
+        raise TalkingError(f"Unknown variant {options.variant!r}: use one of {', '.join(VARIANTS)}.")
+    if options.checkpoint is not None:
+        return Path(options.checkpoint).expanduser().resolve()
+    return CHECKPOINTS / f"man-{options.variant or 'optical'}"
+
+
+def resolve_device(device: str) -> str:
+    """"auto" -> "cuda" when a GPU is available, else "cpu"; other names are checked."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError) as error:
+        raise TalkingError(f"Device {device!r} is not available here ({error}).") from error
+    return device
+
+
+@functools.lru_cache(maxsize=4)
+def load_pipeline(folder: Path, device: str) -> TalkingFacePipeline:
+    """The pipeline saved in ``folder``, in eval mode on ``device``; cached per (folder, device).
+
+    Raises :class:`TalkingError` naming the folder when it is missing or damaged.
+    """
+    from talking.pipeline import TalkingFacePipeline
+
+    if not (folder / "model_index.json").is_file():
+        raise TalkingError(f"No checkpoint in {folder}: pass --checkpoint with a folder that "
+                           "save_pretrained wrote (it holds model_index.json).")
+    try:
+        with _quiet_diffusers():
+            pipe = TalkingFacePipeline.from_pretrained(folder, local_files_only=True,
+                                                        use_safetensors=True)
+        pipe.check_components()
+    except Exception as error:  # diffusers, safetensors and json raise many types
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise TalkingError(f"The checkpoint in {folder} is damaged or incomplete ({reason}).") from error
+    pipe.generator.eval()
+    pipe.motion_predictor.eval()
+    return pipe.to(device)
+
+
+@contextlib.contextmanager
+def _quiet_diffusers() -> Iterator[None]:
+    """No loading bar and no log lines from diffusers: two small networks load in a blink, and a
+    failure becomes our own one-line error."""
+    from diffusers.utils import logging as diffusers_logging
+
+    bar, verbosity = diffusers_logging.is_progress_bar_enabled(), diffusers_logging.get_verbosity()
+    diffusers_logging.disable_progress_bar()
+    diffusers_logging.set_verbosity(diffusers_logging.CRITICAL)
+    try:
+        yield
+    finally:
+        diffusers_logging.set_verbosity(verbosity)
+        if bar:
+            diffusers_logging.enable_progress_bar()
+
+
+def set_threads(threads: int | None) -> None:
+    """Give torch ``threads`` CPU threads, unless None and the user chose with
+    ``OMP_NUM_THREADS``; by default one per physical core but one.
+
+    Why not more: hyper-threads share a core's arithmetic units, and ffmpeg encodes while the
+    frames are made. Every convolution of a batch-1 frame ends with its OpenMP threads waiting
+    for each other, so one thread that the encoder (or anything else) preempts stalls them all:
+    on 2 busy cores, a 10 s clip took 17-150 s with 2 threads and 6.5-7 s with 1.
+    """
+    import torch
+
+    if threads is None and "OMP_NUM_THREADS" not in os.environ:
+        cores = physical_cores()
+        threads = None if cores is None else max(1, cores - 1)
+    if threads is not None and threads != torch.get_num_threads():
+        torch.set_num_threads(threads)
+
+
+def physical_cores() -> int | None:
+    """Physical cores among the CPUs this process may run on; None where Linux's CPU topology
+    (/sys/devices/system/cpu) cannot be read."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    cores = set()
+    for cpu in os.sched_getaffinity(0):
+        topology = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
+        try:
+            cores.add(((topology / "physical_package_id").read_text(),
+                       (topology / "core_id").read_text()))
+        except OSError:
+            return None
+    return len(cores) or None

@@ -1,0 +1,295 @@
+"""The web app: its parts on their own, then the real server driven by gradio_client and by a
+real browser (Chromium through Playwright).
+
+The server runs ``python app.py`` in a subprocess on a free port with a freshly initialised
+MAN-optical checkpoint (set ``TALKING_APP_CHECKPOINT`` to serve a trained one instead). The
+browser test saves its screenshot in its tmp_path; with ``TALKING_UPDATE_DOCS=1`` it also writes
+``docs/app.png``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pytest
+import soundfile
+import torch
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+from talking.models import build_models
+from talking.pipeline import TalkingFacePipeline
+from talking.video import probe
+
+REPO = Path(__file__).resolve().parents[1]
+# app.py is a script at the repository root (the Space's entry point), not part of the package.
+_spec = importlib.util.spec_from_file_location("app", REPO / "app.py")
+app = sys.modules["app"] = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(app)
+FACE, OTHER_FACE, SPEECH = (app.EXAMPLES / name for name in ("face-1.jpg", "face-2.jpg", "speech.wav"))
+SPEECH_SECONDS = soundfile.info(SPEECH).duration
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+VIDEO_READY = """() => { const v = document.querySelector('#video video');
+                         return v !== null && v.readyState >= 2 && v.duration > 0; }"""
+
+
+def write_index(folder: Path, predictor: str) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "model_index.json").write_text(json.dumps(
+        {"_class_name": "TalkingFacePipeline", "motion_predictor": ["talking.models", predictor]}))
+    return folder
+
+
+def noise_photo(path: Path) -> Path:
+    """A photo of noise: no face in it."""
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# The parts, without a server
+# ---------------------------------------------------------------------------------------------
+
+
+def test_checkpoint_folder_of_one_variant_is_recognised_by_its_predictor(tmp_path):
+    optical = write_index(tmp_path / "a", "FlowPredictor")
+    keypoint = write_index(tmp_path / "b", "KeypointPredictor")
+    assert app.find_checkpoints(optical) == {"optical": optical}
+    assert app.find_checkpoints(keypoint) == {"keypoint": keypoint}
+
+
+def test_folder_of_checkpoints_offers_the_variants_it_holds(tmp_path):
+    write_index(tmp_path / "man-keypoint", "KeypointPredictor")
+    assert app.find_checkpoints(tmp_path) == {"keypoint": tmp_path / "man-keypoint"}
+    assert app.find_checkpoints(tmp_path / "nothing-here") == {}
+
+
+def test_page_names_missing_and_broken_variants():
+    notice = app.checkpoint_notice({"optical": Path("x")}, {}, Path("ckpt"))
+    assert "MAN-keypoint is not installed" in notice and "`ckpt`" in notice
+    assert "MAN-optical" not in notice
+    notice = app.checkpoint_notice({}, {"optical": "The checkpoint in x is damaged."}, Path("ckpt"))
+    assert "MAN-optical could not be loaded**: The checkpoint in x is damaged." in notice
+    assert "Nothing can be generated" in notice
+    assert app.checkpoint_notice({"optical": Path("x"), "keypoint": Path("y")}, {}, Path("c")) == ""
+
+
+def test_each_request_gets_a_fresh_folder_and_old_ones_are_swept(tmp_path):
+    folders = app.OutputFolders(tmp_path, max_age=60)
+    first, second = folders.new(), folders.new()
+    assert first != second and first.parent == second.parent == tmp_path
+    (first / "talking.mp4").write_bytes(b"x")
+    an_hour_ago = time.time() - 3600
+    os.utime(first, (an_hour_ago, an_hour_ago))
+    third = folders.new()
+    assert not first.exists() and second.exists() and third.exists()
+
+
+def test_missing_inputs_and_missing_model_are_explained_before_any_work(tmp_path):
+    generate = app.RequestHandler({"optical": tmp_path}, app.OutputFolders(tmp_path))
+    with pytest.raises(gr.Error, match="Add a face photo"):
+        generate(None, str(SPEECH), "", "en-us", "optical", None, False)
+    with pytest.raises(gr.Error, match="Add speech"):
+        generate(str(FACE), None, "   ", "en-us", "optical", None, False)
+    with pytest.raises(gr.Error, match="MAN-keypoint is not installed"):
+        generate(str(FACE), str(SPEECH), "", "en-us", "keypoint", None, False)
+
+
+def test_serves_locally_by_default_and_on_all_interfaces_on_a_space(monkeypatch):
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    args = app.parse_args([])
+    assert (args.host, args.port, args.share) == ("127.0.0.1", 7860, False)
+    monkeypatch.setenv("SPACE_ID", "someone/talking")
+    assert app.parse_args(["--share"]).host == "0.0.0.0"
+
+
+# ---------------------------------------------------------------------------------------------
+# The server
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    """The server's working directory: not the repository, which the app must not depend on."""
+    return tmp_path_factory.mktemp("server")
+
+
+@pytest.fixture(scope="module")
+def checkpoint(workdir) -> str:
+    """``--checkpoint`` for the server: ``checkpoints`` in its working directory holding a
+    freshly initialised man-optical/ only, or TALKING_APP_CHECKPOINT."""
+    if os.environ.get("TALKING_APP_CHECKPOINT"):
+        return str(Path(os.environ["TALKING_APP_CHECKPOINT"]).resolve())
+    torch.manual_seed(0)
+    generator, predictor, _ = build_models("optical", 128)
+    TalkingFacePipeline(generator=generator.eval(), motion_predictor=predictor.eval()).save_pretrained(
+        workdir / "checkpoints" / "man-optical")
+    return "checkpoints"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(workdir, checkpoint):
+    """URL of ``python app.py --checkpoint CHECKPOINT``, its temp files under ``workdir``."""
+    port = free_port()
+    env = {**os.environ, "TMPDIR": str(workdir), "GRADIO_TEMP_DIR": str(workdir / "gradio"),
+           "GRADIO_ANALYTICS_ENABLED": "False"}
+    env.pop("SPACE_ID", None)
+    log_path = workdir / "server.log"
+    log = log_path.open("w")
+    process = subprocess.Popen([sys.executable, str(REPO / "app.py"), "--checkpoint", checkpoint,
+                                "--port", str(port)], cwd=workdir, env=env, stdout=log,
+                               stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"app.py exited with {process.returncode}:\n{log_path.read_text()}")
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"app.py did not answer in 180 s:\n{log_path.read_text()}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def client(server, tmp_path_factory) -> Client:
+    return Client(server, verbose=False, download_files=str(tmp_path_factory.mktemp("downloads")))
+
+
+def test_api_returns_an_mp4_with_the_speech(client):
+    video, crop = client.predict(handle_file(FACE), handle_file(SPEECH), "", "en-us+f3", "optical",
+                                 None, False, api_name="/generate")
+    info = probe(video)
+    assert Path(video).name == "talking.mp4"  # our name, whatever the upload was called
+    assert info.has_video and info.has_audio
+    assert (info.codec, info.pix_fmt, info.audio_codec) == ("h264", "yuv420p", "aac")
+    assert info.duration == pytest.approx(SPEECH_SECONDS, abs=0.1)
+    assert np.asarray(Image.open(crop)).shape == (128, 128, 3)
+
+
+def test_api_speaks_text_and_returns_the_crop_only_video(client):
+    video, _ = client.predict(handle_file(OTHER_FACE), None, "Good morning.", "en-us+m3", "optical",
+                              7, True, api_name="/generate")
+    info = probe(video)
+    assert info.has_audio and (info.width, info.height) == (128, 128)
+    assert 0.5 < info.duration < 3
+
+
+def test_api_refuses_bad_input_with_a_message_and_keeps_serving(client, tmp_path):
+    with pytest.raises(AppError, match="No face found"):
+        client.predict(handle_file(noise_photo(tmp_path / "noise.png")), handle_file(SPEECH), "",
+                       "en-us", "optical", None, False, api_name="/generate")
+    long_speech = tmp_path / "long.wav"
+    soundfile.write(long_speech, np.zeros(61 * 8000, np.int16), 8000)
+    with pytest.raises(AppError, match="61 s long; the limit is 60 s"):
+        client.predict(handle_file(FACE), handle_file(long_speech), "", "en-us", "optical", None,
+                       False, api_name="/generate")
+    not_audio = tmp_path / "speech.wav"
+    not_audio.write_text("this is not audio")
+    with pytest.raises(AppError, match="speech.wav"):
+        client.predict(handle_file(FACE), handle_file(not_audio), "", "en-us", "optical", None,
+                       False, api_name="/generate")
+    with pytest.raises(AppError, match="MAN-keypoint is not installed"):
+        client.predict(handle_file(FACE), handle_file(SPEECH), "", "en-us", "keypoint", None,
+                       False, api_name="/generate")
+
+
+# ---------------------------------------------------------------------------------------------
+# A real browser
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def page(server):
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    if not Path("/usr/bin/chromium").exists():
+        pytest.skip("needs Chromium at /usr/bin/chromium")
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
+                                             args=BROWSER_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.set_default_timeout(60_000)
+        page.goto(server)
+        page.wait_for_selector("#generate")
+        yield page
+        browser.close()
+
+
+def upload(page, component: str, path: Path) -> None:
+    """Put ``path`` into the face or speech component and wait until it shows it."""
+    page.locator(f"#{component} input[type=file]").set_input_files(str(path))
+    page.wait_for_selector("#face img" if component == "face" else '#speech button[aria-label="Clear"]')
+
+
+def wait_for_video(page) -> dict:
+    """Wait until the result video can play; its source, size and duration."""
+    page.wait_for_function(VIDEO_READY, timeout=120_000)
+    return page.evaluate("""() => { const v = document.querySelector('#video video');
+        return {src: v.currentSrc, duration: v.duration, width: v.videoWidth}; }""")
+
+
+@pytest.mark.slow
+def test_browser_uploads_a_face_and_speech_and_plays_the_video(page, tmp_path):
+    if not os.environ.get("TALKING_APP_CHECKPOINT"):
+        assert "MAN-keypoint is not installed" in page.inner_text("#checkpoint-notice")
+    upload(page, "face", FACE)
+    upload(page, "speech", SPEECH)
+    page.click("#generate")
+    page.get_by_text("Generating frames").first.wait_for()  # the progress bar, fed per frame
+    video = wait_for_video(page)
+    assert video["src"].endswith("/talking.mp4")
+    assert video["duration"] == pytest.approx(SPEECH_SECONDS, abs=0.1)
+    page.wait_for_selector("#crop img")
+    # show a frame from the middle of the clip, not the player's first one
+    page.evaluate("() => { const v = document.querySelector('#video video'); v.pause(); "
+                  "v.currentTime = v.duration / 2; }")
+    page.wait_for_function("() => !document.querySelector('#video video').seeking")
+    page.screenshot(path=tmp_path / "app.png", full_page=True)
+    if os.environ.get("TALKING_UPDATE_DOCS") == "1":
+        shutil.copyfile(tmp_path / "app.png", REPO / "docs" / "app.png")
+
+
+@pytest.mark.slow
+def test_browser_shows_why_a_photo_without_a_face_fails_then_runs_an_example(page, tmp_path):
+    upload(page, "face", noise_photo(tmp_path / "noise.png"))
+    upload(page, "speech", SPEECH)
+    page.click("#generate")
+    page.get_by_text("No face found").first.wait_for()
+    assert page.locator("#video video").count() == 0
+    page.get_by_text("Good morning!").click()  # an example: fills the inputs and generates
+    assert wait_for_video(page)["duration"] > 1
+    assert page.input_value("#text textarea").startswith("Good morning!")
+    assert page.locator('#speech button[aria-label="Clear"]').count() == 0  # spoken from the text
