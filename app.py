@@ -18,7 +18,7 @@ How it holds up as a service:
 - Each request writes into a fresh folder ``<tmp>/talking-app/<random>/``, never into a path
   derived from an uploaded file's name. Gradio copies results into its cache, which
   ``delete_cache`` empties of files older than an hour, every hour; our own folders older than an
-  hour are deleted whenever a new request starts.
+  hour are deleted whenever a new request starts, and a failed request's folder at once.
 - A :class:`TalkingError` (no face, unreadable or too long audio, huge image) reaches the user as a
   ``gr.Error`` with its message; any other exception is logged with its traceback and shown as a
   short generic ``gr.Error``. Nothing a request does stops the server.
@@ -167,8 +167,13 @@ class RequestHandler:
         def report(done: int, total: int) -> None:
             progress((done, total), desc="Generating frames", unit="frames")
 
-        output = self.outputs.new() / "talking.mp4"
-        result = generate_video(face, speech or None, output, options, progress=report)
+        folder = self.outputs.new()
+        try:
+            result = generate_video(face, speech or None, folder / "talking.mp4", options,
+                                    progress=report)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)  # a refused request leaves nothing behind
+            raise
         return str(result.path), result.face
 
 

@@ -71,8 +71,9 @@ def run_child(checkpoint: Path, photo: Path, speech: Path, output: Path) -> dict
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def make_inputs(folder: Path, photo_side: int) -> tuple[Path, dict[int, Path]]:
-    """A photo (photo_side x 3/4 photo_side) and speech files of 10 s and 60 s."""
+def make_inputs(folder: Path, photo_side: int,
+                seconds: tuple[int, ...] = (10, 60)) -> tuple[Path, dict[int, Path]]:
+    """A photo (photo_side x 3/4 photo_side) and speech files of ``seconds`` (10 s and 60 s)."""
     import cv2
     import numpy as np
     import soundfile
@@ -98,9 +99,9 @@ def make_inputs(folder: Path, photo_side: int) -> tuple[Path, dict[int, Path]]:
 
     speech = synthesize(PARAGRAPH).audio
     files = {}
-    for seconds in (10, 60):
-        files[seconds] = folder / f"speech-{seconds}s.wav"
-        soundfile.write(files[seconds], np.resize(speech, seconds * SAMPLE_RATE), SAMPLE_RATE)
+    for length in seconds:
+        files[length] = folder / f"speech-{length}s.wav"
+        soundfile.write(files[length], np.resize(speech, length * SAMPLE_RATE), SAMPLE_RATE)
     return folder / "photo.png", files
 
 

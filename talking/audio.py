@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import subprocess
 from dataclasses import dataclass
@@ -28,7 +29,14 @@ from talking.config import AudioConfig
 from talking.errors import TalkingError
 
 LOG_MEL_FLOOR = float(np.log(1e-5))
+# Features are computed this many mel frames (23.8 s) at a time; see extract_features.
+CHUNK_FRAMES = 2048
+# Audio on either side of a chunk that PyWorld sees (1.5 s); see f0_contour.
+F0_CONTEXT_FRAMES = 128
 _MAX_INPUT_RATE = 1_000_000
+# Files are decoded no further than this past the length limit, so that a long one (a 25 MB
+# upload holds hours of compressed speech) takes no more memory or time than an allowed one.
+_READ_PAST_LIMIT = 2.0  # seconds
 
 
 def num_video_frames(num_samples: int, config: AudioConfig = AudioConfig()) -> int:
@@ -50,11 +58,16 @@ def load_audio(
     if isinstance(source, np.ndarray):
         if sample_rate is None:
             raise TalkingError("An audio array needs its sample rate (sample_rate=...).")
-        wav, rate, name = _from_array(source), int(sample_rate), "the audio array"
+        try:
+            rate = int(sample_rate)
+        except (TypeError, ValueError, OverflowError) as error:
+            raise TalkingError(
+                f"The audio array's sample rate {sample_rate!r} is not a number of Hz.") from error
+        wav, name = _from_array(source), "the audio array"
+        _check_rate(rate, name)
     else:
-        wav, rate, name = *_read_file(Path(source)), Path(source).name
-    if not 1000 <= rate <= _MAX_INPUT_RATE:
-        raise TalkingError(f"{name}: sample rate {rate} Hz is not a plausible audio rate.")
+        limit = config.max_seconds + _READ_PAST_LIMIT
+        wav, rate, name = *_read_file(Path(source), limit), Path(source).name
     if not np.isfinite(wav).all():
         raise TalkingError(f"{name}: the audio contains NaN or infinite samples.")
     duration = len(wav) / rate
@@ -64,8 +77,10 @@ def load_audio(
             "of speech is needed."
         )
     if duration > config.max_seconds:
+        length = (f"{duration:.0f} s" if duration < config.max_seconds + _READ_PAST_LIMIT
+                  else f"more than {config.max_seconds + 1:.0f} s")
         raise TalkingError(
-            f"{name}: the audio is {duration:.0f} s long; the limit is {config.max_seconds:.0f} s. "
+            f"{name}: the audio is {length} long; the limit is {config.max_seconds:.0f} s. "
             "Trim it or raise the limit."
         )
     if rate != config.sample_rate:
@@ -76,17 +91,18 @@ def load_audio(
 
 
 def _from_array(array: np.ndarray) -> np.ndarray:
-    """(S,) / (S, C) / (C, S) array of any numeric dtype -> mono float32 in [-1, 1]."""
-    if array.ndim == 2:
-        channel_axis = 0 if array.shape[0] < array.shape[1] else 1
-        array = array.mean(axis=channel_axis) if np.issubdtype(array.dtype, np.floating) else \
-            (array.astype(np.float64) / _int_scale(array.dtype)).mean(axis=channel_axis)
-    elif array.ndim != 1:
+    """(S,) / (S, C) / (C, S) array of integers or floats -> mono float32, integers scaled to
+    [-1, 1]."""
+    if array.ndim not in (1, 2):
         raise TalkingError(f"An audio array must be 1-D or 2-D, got shape {array.shape}.")
+    if array.size == 0:
+        raise TalkingError("The audio array is empty.")
     if np.issubdtype(array.dtype, np.integer):
         array = array.astype(np.float64) / _int_scale(array.dtype)
     elif not np.issubdtype(array.dtype, np.floating):
         raise TalkingError(f"An audio array must be numeric, got dtype {array.dtype}.")
+    if array.ndim == 2:
+        array = array.mean(axis=0 if array.shape[0] < array.shape[1] else 1)
     return array.astype(np.float32)
 
 
@@ -95,7 +111,13 @@ def _int_scale(dtype: np.dtype) -> float:
     return float(max(abs(info.min), info.max))
 
 
-def _read_file(path: Path) -> tuple[np.ndarray, int]:
+def _check_rate(rate: int, name: str) -> None:
+    if not 1000 <= rate <= _MAX_INPUT_RATE:
+        raise TalkingError(f"{name}: sample rate {rate} Hz is not a plausible audio rate.")
+
+
+def _read_file(path: Path, limit_seconds: float) -> tuple[np.ndarray, int]:
+    """The first ``limit_seconds`` of the file ``path``, mono, and its sample rate."""
     if not path.is_file():
         raise TalkingError(f"Audio file not found: {path}")
     if path.stat().st_size == 0:
@@ -103,18 +125,25 @@ def _read_file(path: Path) -> tuple[np.ndarray, int]:
     import soundfile
 
     try:
-        data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-        return data.mean(axis=1), int(rate)
+        with soundfile.SoundFile(str(path)) as file:
+            _check_rate(file.samplerate, path.name)
+            # Mixed to mono block by block: memory does not grow with the channel count.
+            blocks = file.blocks(1 << 16, frames=int(limit_seconds * file.samplerate),
+                                 dtype="float32", always_2d=True)
+            mono = [block.mean(axis=1) for block in blocks]
+            return np.concatenate(mono) if mono else np.zeros(0, np.float32), file.samplerate
     except (soundfile.LibsndfileError, RuntimeError, ValueError, TypeError):
-        return _decode_with_ffmpeg(path), AudioConfig().sample_rate
+        return _decode_with_ffmpeg(path, limit_seconds), AudioConfig().sample_rate
 
 
-def _decode_with_ffmpeg(path: Path) -> np.ndarray:
-    """Decode any container ffmpeg understands to mono float32 at 22050 Hz."""
+def _decode_with_ffmpeg(path: Path, limit_seconds: float) -> np.ndarray:
+    """Decode the first ``limit_seconds`` of any container ffmpeg understands to mono float32
+    at 22050 Hz."""
     import imageio_ffmpeg
 
     command = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error", "-i", str(path),
-               "-vn", "-f", "f32le", "-ac", "1", "-ar", str(AudioConfig().sample_rate), "-"]
+               "-vn", "-t", f"{limit_seconds:.3f}", "-f", "f32le", "-ac", "1",
+               "-ar", str(AudioConfig().sample_rate), "-"]
     try:
         result = subprocess.run(command, capture_output=True, timeout=120, check=False)
     except subprocess.TimeoutExpired as error:
@@ -201,47 +230,79 @@ def frame_window_indices(frames: np.ndarray, config: AudioConfig = AudioConfig()
     return first[:, None] + np.arange(config.window)[None, :]
 
 
-def extract_features(wav: np.ndarray, config: AudioConfig = AudioConfig()) -> AudioFeatures:
-    """mel, pitch and energy of mono ``wav`` (S,) at ``config.sample_rate``."""
-    magnitude = stft_magnitude(wav, config)  # (T, n_fft // 2 + 1)
-    mel = np.log(np.maximum(magnitude @ _mel_basis(config).T, 1e-5)).astype(np.float32)
-    energy = np.log1p(np.linalg.norm(magnitude, axis=1)).astype(np.float32)
-    pitch = quantize_pitch(f0_contour(wav, config, num_frames=len(mel)), config)
-    return AudioFeatures(mel=mel, pitch=pitch, energy=energy,
+def extract_features(wav: np.ndarray, config: AudioConfig = AudioConfig(),
+                     chunk_frames: int = CHUNK_FRAMES) -> AudioFeatures:
+    """mel, pitch and energy of mono ``wav`` (S,) at ``config.sample_rate``.
+
+    They are computed at most ``chunk_frames`` (>= 32) mel frames at a time, so memory stays
+    flat however long the clip (the STFT of a whole 5-minute clip would take 660 MB). The chunk
+    size changes nothing in mel and energy; see :func:`f0_contour` for the pitch.
+    """
+    if chunk_frames < 32:
+        raise ValueError(f"chunk_frames must be at least 32, got {chunk_frames}")
+    num_frames = 1 + len(wav) // config.hop_length
+    mel = np.empty((num_frames, config.n_mels), np.float32)
+    energy = np.empty(num_frames, np.float32)
+    f0 = np.empty(num_frames)
+    # Chunks of equal size, so none has fewer than 16 frames: OpenBLAS multiplies so few rows by
+    # other routes, whose sums differ in the last bit.
+    chunks = -(-num_frames // chunk_frames)
+    bounds = [num_frames * i // chunks for i in range(chunks + 1)]
+    for start, stop in itertools.pairwise(bounds):
+        magnitude = stft_magnitude(wav, config, start, stop)  # (stop - start, n_fft // 2 + 1)
+        mel[start:stop] = np.log(np.maximum(magnitude @ _mel_basis(config).T, 1e-5))
+        energy[start:stop] = np.log1p(np.linalg.norm(magnitude, axis=1))
+        f0[start:stop] = f0_contour(wav, config, start, stop)
+    return AudioFeatures(mel=mel, pitch=quantize_pitch(f0, config), energy=energy,
                          num_video_frames=num_video_frames(len(wav), config), config=config)
 
 
-def stft_magnitude(wav: np.ndarray, config: AudioConfig = AudioConfig()) -> np.ndarray:
-    """|STFT| with a Hann window, frames centred on ``m * hop`` (zero padded): (T, n_fft//2 + 1),
-    T = 1 + S // hop."""
-    half = config.n_fft // 2
-    padded = np.pad(np.asarray(wav, dtype=np.float32), (half, half))
-    num_frames = 1 + len(wav) // config.hop_length
-    frames = np.lib.stride_tricks.sliding_window_view(padded, config.n_fft)[
-        :: config.hop_length][:num_frames]
+def stft_magnitude(wav: np.ndarray, config: AudioConfig = AudioConfig(), start: int = 0,
+                   stop: int | None = None) -> np.ndarray:
+    """|STFT| with a Hann window of mel frames ``[start, stop)`` (default: all T = 1 + S // hop),
+    frame ``m`` centred on sample ``m * hop``, zero padded beyond the clip: (stop - start,
+    n_fft//2 + 1)."""
+    half, hop = config.n_fft // 2, config.hop_length
+    stop = 1 + len(wav) // hop if stop is None else min(stop, 1 + len(wav) // hop)
+    if stop <= start:
+        return np.zeros((0, half + 1), np.float32)
+    first, last = start * hop - half, (stop - 1) * hop + half  # samples [first, last) are read
+    segment = np.asarray(wav[max(first, 0): max(min(last, len(wav)), 0)], dtype=np.float32)
+    segment = np.pad(segment, (max(-first, 0), max(last - len(wav), 0)))
+    frames = np.lib.stride_tricks.sliding_window_view(segment, config.n_fft)[::hop]
     return np.abs(np.fft.rfft(frames * _hann(config.n_fft), axis=1)).astype(np.float32)
 
 
-def f0_contour(wav: np.ndarray, config: AudioConfig = AudioConfig(),
-               num_frames: int | None = None) -> np.ndarray:
-    """PyWorld F0 in Hz per mel frame (0 where unvoiced): (T,) float64."""
+def f0_contour(wav: np.ndarray, config: AudioConfig = AudioConfig(), start: int = 0,
+               stop: int | None = None) -> np.ndarray:
+    """PyWorld F0 in Hz of mel frames ``[start, stop)`` (default: all), 0 where unvoiced:
+    (stop - start,) float64.
+
+    PyWorld analyses the frames with ``F0_CONTEXT_FRAMES`` of audio on either side: dio filters
+    the signal and smooths its contour over neighbouring frames, and with that much context the
+    F0 of a part of a speech clip is that of the whole clip, while the memory PyWorld takes
+    (1 MB a second) follows the part's length.
+    """
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # pyworld 0.3.5 imports pkg_resources
         import pyworld
 
-    x = np.asarray(wav, dtype=np.float64)
-    period_ms = config.hop_length / config.sample_rate * 1000.0
+    hop = config.hop_length
+    stop = 1 + len(wav) // hop if stop is None else stop
+    first = max(start - F0_CONTEXT_FRAMES, 0)
+    x = np.asarray(wav[first * hop: (stop + F0_CONTEXT_FRAMES) * hop], dtype=np.float64)
+    period_ms = hop / config.sample_rate * 1000.0
     kwargs = dict(f0_floor=config.f0_min, f0_ceil=config.f0_max, frame_period=period_ms)
     if config.f0_method == "harvest":
         f0, times = pyworld.harvest(x, config.sample_rate, **kwargs)
     else:
         f0, times = pyworld.dio(x, config.sample_rate, speed=config.dio_speed, **kwargs)
         f0 = pyworld.stonemask(x, f0, times, config.sample_rate)
-    num_frames = 1 + len(wav) // config.hop_length if num_frames is None else num_frames
-    out = np.zeros(num_frames)
-    out[: min(num_frames, len(f0))] = f0[:num_frames]
+    part = f0[start - first: stop - first]  # frame j of x is frame first + j of the clip
+    out = np.zeros(max(stop - start, 0))
+    out[: len(part)] = part
     return out
 
 

@@ -165,12 +165,24 @@ def load_pipeline(folder: Path, device: str) -> TalkingFacePipeline:
             pipe = TalkingFacePipeline.from_pretrained(folder, local_files_only=True,
                                                         use_safetensors=True)
         pipe.check_components()
+        _check_finite(pipe)
     except Exception as error:  # diffusers, safetensors and json raise many types
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise TalkingError(f"The checkpoint in {folder} is damaged or incomplete ({reason}).") from error
     pipe.generator.eval()
     pipe.motion_predictor.eval()
     return pipe.to(device)
+
+
+def _check_finite(pipe: TalkingFacePipeline) -> None:
+    """ValueError naming the first weight that holds NaN or infinity. safetensors has no
+    checksum, so damaged bytes load as other numbers; these would make black videos."""
+    import torch
+
+    for component in ("generator", "motion_predictor"):
+        for name, tensor in getattr(pipe, component).state_dict().items():
+            if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+                raise ValueError(f"{component}.{name} holds NaN or infinite values")
 
 
 @contextlib.contextmanager

@@ -19,6 +19,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from talking.errors import TalkingError
 
 MAX_PIXELS = 64_000_000  # 8000 x 8000; larger photos are refused rather than exhaust memory
+_REDUCE_AS = {"1": "L", "I;16": "I", "I;16B": "I", "I;16L": "I"}  # modes Image.reduce lacks
 
 
 def load_image(source: str | os.PathLike | np.ndarray | Image.Image,
@@ -32,13 +33,15 @@ def load_image(source: str | os.PathLike | np.ndarray | Image.Image,
     if isinstance(source, np.ndarray):
         image = _to_rgb8(source, "the image array")
     elif isinstance(source, Image.Image):
-        image = _from_pil(source, "the image")
+        image = _from_pil(source, "the image", max_side)
     else:
         path = Path(source)
-        image = _from_pil(_open(path), path.name)
+        image = _from_pil(_open(path), path.name, max_side)
     if max_side is not None and max(image.shape[:2]) > max_side:
         scale = max_side / max(image.shape[:2])
-        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        # At least one pixel across: a 1 x 2000 strip stays a strip.
+        size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
     return image
 
 
@@ -70,12 +73,19 @@ def _check_size(width: int, height: int, name: str) -> None:
         raise TalkingError(f"{name}: the image is empty.")
 
 
-def _from_pil(image: Image.Image, name: str) -> np.ndarray:
+def _from_pil(image: Image.Image, name: str, max_side: int | None) -> np.ndarray:
     image = ImageOps.exif_transpose(image)
     if image.mode in ("P", "PA", "La", "RGBa"):
         image = image.convert("RGBA")
     elif image.mode in ("CMYK", "YCbCr", "LAB", "HSV"):
         image = image.convert("RGB")
+    factor = 0 if max_side is None else max(image.size) // max_side
+    if factor >= 2:
+        # Shrink by a whole factor (a box filter, alpha-weighted) while the pixels are PIL's
+        # bytes: as the floats of _to_rgb8, a 64-megapixel RGBA photo would take 3.6 GB.
+        if image.mode in _REDUCE_AS:
+            image = image.convert(_REDUCE_AS[image.mode])
+        image = image.reduce(factor)
     return _to_rgb8(np.asarray(image), name)
 
 
@@ -103,7 +113,7 @@ def _to_unit(array: np.ndarray, name: str) -> np.ndarray:
     if array.dtype == np.bool_:
         return array.astype(np.float32)
     if np.issubdtype(array.dtype, np.floating):
-        return np.clip(np.nan_to_num(array.astype(np.float32)), 0.0, 1.0)
+        return np.clip(np.nan_to_num(array), 0.0, 1.0).astype(np.float32)
     if np.issubdtype(array.dtype, np.integer):
         # PIL reads 16-bit greyscale as uint16 ("I;16") or int32 ("I") holding 0..65535.
         peak = 255.0 if array.dtype == np.uint8 or array.max() <= 255 else 65535.0

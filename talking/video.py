@@ -59,10 +59,17 @@ class VideoWriter:
         self._size: tuple[int, int] | None = None  # (height, width) of the frames given
 
     def __enter__(self) -> VideoWriter:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._stack:
-            self._partial = self._temporary_file(self.path.parent, f".{self.path.stem}.",
-                                                 ".partial.mp4")
+            # A path that cannot be written fails here, before any frame is made.
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._partial = self._temporary_file(self.path.parent, f".{self.path.stem[:64]}.",
+                                                     ".partial.mp4")
+                if self.path.is_dir():
+                    raise TalkingError(f"Cannot write {self.path}: it is a folder.")
+            except OSError as error:
+                raise TalkingError(f"Cannot write {self.path.name} ({error.strerror}: "
+                                   f"{error.filename}).") from error
             self._audio_file = self._audio_path()
             self._log = self._stack.enter_context(
                 tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace"))

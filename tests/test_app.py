@@ -9,35 +9,24 @@ browser test saves its screenshot in its tmp_path; with ``TALKING_UPDATE_DOCS=1`
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
 import pytest
 import soundfile
-import torch
+from appserver import REPO, fresh_checkpoint, import_app, running_app
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from talking.models import build_models
-from talking.pipeline import TalkingFacePipeline
 from talking.video import probe
 
-REPO = Path(__file__).resolve().parents[1]
-# app.py is a script at the repository root (the Space's entry point), not part of the package.
-_spec = importlib.util.spec_from_file_location("app", REPO / "app.py")
-app = sys.modules["app"] = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(app)
+app = import_app()
 FACE, OTHER_FACE, SPEECH = (app.EXAMPLES / name for name in ("face-1.jpg", "face-2.jpg", "speech.wav"))
 SPEECH_SECONDS = soundfile.info(SPEECH).duration
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -134,54 +123,15 @@ def checkpoint(workdir) -> str:
     freshly initialised man-optical/ only, or TALKING_APP_CHECKPOINT."""
     if os.environ.get("TALKING_APP_CHECKPOINT"):
         return str(Path(os.environ["TALKING_APP_CHECKPOINT"]).resolve())
-    torch.manual_seed(0)
-    generator, predictor, _ = build_models("optical", 128)
-    TalkingFacePipeline(generator=generator.eval(), motion_predictor=predictor.eval()).save_pretrained(
-        workdir / "checkpoints" / "man-optical")
+    fresh_checkpoint(workdir / "checkpoints" / "man-optical")
     return "checkpoints"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def server(workdir, checkpoint):
     """URL of ``python app.py --checkpoint CHECKPOINT``, its temp files under ``workdir``."""
-    port = free_port()
-    env = {**os.environ, "TMPDIR": str(workdir), "GRADIO_TEMP_DIR": str(workdir / "gradio"),
-           "GRADIO_ANALYTICS_ENABLED": "False"}
-    env.pop("SPACE_ID", None)
-    log_path = workdir / "server.log"
-    log = log_path.open("w")
-    process = subprocess.Popen([sys.executable, str(REPO / "app.py"), "--checkpoint", checkpoint,
-                                "--port", str(port)], cwd=workdir, env=env, stdout=log,
-                               stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"app.py exited with {process.returncode}:\n{log_path.read_text()}")
-            try:
-                with urllib.request.urlopen(url, timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"app.py did not answer in 180 s:\n{log_path.read_text()}")
-            time.sleep(0.5)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+    with running_app(workdir, checkpoint) as app_server:
+        yield app_server.url
 
 
 @pytest.fixture(scope="module")

@@ -196,3 +196,41 @@ def test_non_finite_samples_are_refused():
 def test_array_without_sample_rate_is_refused():
     with pytest.raises(TalkingError, match="sample rate"):
         load_audio(np.zeros(SR, np.float32))
+
+
+def speech_like(seconds: float) -> np.ndarray:
+    """Voiced syllables at a gliding pitch, pauses between them, and a little noise."""
+    rng = np.random.default_rng(0)
+    t = np.arange(int(seconds * SR)) / SR
+    pitch = 140 + 40 * np.sin(2 * np.pi * 0.3 * t)
+    voiced = np.sin(2 * np.pi * 3 * t) > -0.2  # syllables of ~0.2 s, then a pause
+    wav = 0.3 * np.sin(2 * np.pi * np.cumsum(pitch) / SR) * voiced
+    return (wav + 0.003 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+def test_features_computed_in_chunks_equal_the_whole_clip_computation():
+    wav = speech_like(4.0)  # 345 mel frames
+    whole = extract_features(wav, chunk_frames=10**6)
+    for chunk in (32, 64, 100):
+        chunked = extract_features(wav, chunk_frames=chunk)
+        np.testing.assert_array_equal(chunked.mel, whole.mel)
+        np.testing.assert_array_equal(chunked.energy, whole.energy)
+        np.testing.assert_array_equal(chunked.pitch, whole.pitch)
+    assert (whole.pitch > 0).mean() > 0.4  # the pitch tracker had voiced frames to agree on
+
+
+def test_feature_memory_does_not_grow_with_the_clip():
+    """Working memory (numpy's, beyond the features returned) is the same for 10 s and 2 min:
+    the whole 2-minute STFT alone would be 250 MB."""
+    import tracemalloc
+
+    def working_memory(seconds: float) -> float:
+        wav = speech_like(seconds)
+        tracemalloc.start()
+        features = extract_features(wav)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        kept = features.mel.nbytes + features.pitch.nbytes + features.energy.nbytes
+        return (peak - kept) / 2**20
+
+    assert working_memory(120.0) < 1.5 * working_memory(30.0) + 5
