@@ -23,6 +23,7 @@ class LossWeights:
     adversarial: float = 1.0  # Eq. 10, patch logits at every scale
     cam: float = 1.0  # Eq. 9/14, CAM logits at every scale
     mouth_l1: float = 20.0  # Eq. 11, L1 on the lower half of the frame
+    lip_box_l1: float = 0.0  # L1 inside the lip landmarks' box (our addition; needs landmarks)
     l1: float = 10.0  # L1 on the whole frame
     feature_matching: float = 10.0  # Eq. 12, also our stand-in for the VGG perceptual loss
     flow: float = 1.0  # MSE to the Farneback flow, in pixels^2 (paper 5.6)
@@ -59,8 +60,10 @@ class TrainConfig:
     # they are the model's own renderings of those frames, so inference does not drift.
     self_feed: float = 0.5
     self_feed_start: float = 0.3
-    # Stage "man" starts from the predictor pretrained in stage "motion" (its run folder).
+    # Stage "man" starts from the predictor pretrained in stage "motion" (its run folder), or
+    # from a whole exported pipeline folder (generator and predictor; a fresh discriminator).
     init_from: str | None = None
+    init_pipeline: str | None = None
     output_dir: str = "runs"
     export_to: str | None = None  # save_pretrained pipeline folder written at the end
     save_every: int = 500

@@ -72,6 +72,9 @@ def build(config: TrainConfig):
     if config.stage == "man" and config.init_from:
         folder = Path(config.init_from) / PREDICTOR_FOLDER
         predictor = type(predictor).from_pretrained(folder)
+    if config.init_pipeline:
+        generator = type(generator).from_pretrained(Path(config.init_pipeline) / "generator")
+        predictor = type(predictor).from_pretrained(Path(config.init_pipeline) / "motion_predictor")
     return generator, predictor, discriminator
 
 
@@ -161,7 +164,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     return run_dir
 
 
-_SHOWN = ("total", "d_total", "mouth_l1", "flow", "heatmap", "samples_per_second")
+_SHOWN = ("total", "d_total", "mouth_l1", "lip_box_l1", "flow", "heatmap", "samples_per_second")
 
 
 def _batches(accelerator, loader, start: int, steps_per_epoch: int, sampler_generator, seed: int):
@@ -257,7 +260,7 @@ def export_checkpoint(run_dir: str | Path, checkpoint: str | Path | None = None,
     checkpoint = Path(checkpoint) if checkpoint else latest_checkpoint(run_dir)
     if checkpoint is None:
         raise ValueError(f"{run_dir} has no complete checkpoint")
-    generator, predictor, discriminator = build(dataclasses.replace(config, init_from=None))
+    generator, predictor, discriminator = build(dataclasses.replace(config, init_from=None, init_pipeline=None))
     for i, model in enumerate((generator, predictor, discriminator)):
         name = "model.safetensors" if i == 0 else f"model_{i}.safetensors"  # accelerate's naming
         model.load_state_dict(load_file(checkpoint / name))

@@ -86,6 +86,8 @@ def generator_step(
     terms["feature_matching"] = losses.feature_matching_loss(real, judged)
     terms["mouth_l1"] = losses.lower_half_l1(fake, batch["frame"])
     terms["l1"] = F.l1_loss(fake, batch["frame"])
+    if weights.lip_box_l1 and "landmarks" in batch:
+        terms["lip_box_l1"] = losses.mouth_box_l1(fake, batch["frame"], batch["landmarks"])
     return weighted(terms, weights), terms, fake
 
 
