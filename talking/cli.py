@@ -173,7 +173,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise TalkingError(str(error)) from error
     report = evaluate(args.checkpoint, options)
-    print(f"{options.out}: results.md, results.json, metrics.png, sync.png, frames.png "
+    print(f"{options.out}: results.md, results.json, metrics.png, sync.png, drift.png, frames.png "
           f"({report['clips']} clips; {', '.join(report['methods'])})")
     return 0
 

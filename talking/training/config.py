@@ -55,6 +55,9 @@ class TrainConfig:
     gradient_accumulation_steps: int = 1
     # MAN conditioning switched on (None = all); the paper's ablation (Table 7) changes this.
     modalities: list[str] | None = None
+    # Blend with the warped photo through a predicted mask (None: the generator's default, on);
+    # the ablation's "base" turns it off so that no flow reaches the frame.
+    warp_blend: bool | None = None
     # Teacher forcing: the previous 5 frames are the ground truth, except that with probability
     # rising linearly from 0 at `self_feed_start` (fraction of the run) to `self_feed` at the end,
     # they are the model's own renderings of those frames, so inference does not drift.

@@ -66,9 +66,10 @@ def build(config: TrainConfig):
     """
     set_seed(config.seed)  # before building the models, so the seed decides their init
     generator, predictor, discriminator = build_models(config.variant, config.resolution)
-    if config.modalities is not None:
-        generator = type(generator).from_config(
-            {**generator.config, "modalities": list(config.modalities)})
+    overrides = {name: value for name, value in (("modalities", config.modalities),
+                                                 ("warp_blend", config.warp_blend)) if value is not None}
+    if overrides:
+        generator = type(generator).from_config({**generator.config, **overrides})
     if config.stage == "man" and config.init_from:
         folder = Path(config.init_from) / PREDICTOR_FOLDER
         predictor = type(predictor).from_pretrained(folder)
@@ -260,7 +261,8 @@ def export_checkpoint(run_dir: str | Path, checkpoint: str | Path | None = None,
     checkpoint = Path(checkpoint) if checkpoint else latest_checkpoint(run_dir)
     if checkpoint is None:
         raise ValueError(f"{run_dir} has no complete checkpoint")
-    generator, predictor, discriminator = build(dataclasses.replace(config, init_from=None, init_pipeline=None))
+    fresh = dataclasses.replace(config, init_from=None, init_pipeline=None)  # weights come below
+    generator, predictor, discriminator = build(fresh)
     for i, model in enumerate((generator, predictor, discriminator)):
         name = "model.safetensors" if i == 0 else f"model_{i}.safetensors"  # accelerate's naming
         model.load_state_dict(load_file(checkpoint / name))

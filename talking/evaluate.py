@@ -1,0 +1,203 @@
+"""``python -m talking evaluate``: the paper's metrics over a corpus split, for MAN and baselines.
+
+For every clip of the split, each method makes the clip's frames from its first frame and its
+audio: the MAN checkpoints through :meth:`TalkingFacePipeline.generate_frames` (the clip's
+first frame as the source, the clip's audio windows, the predictor's mean motion), the baselines
+of :mod:`talking.baselines`. The clip's real frames are evaluated too ("real frames"): their row
+shows what the metrics give for perfect video, and, for the metrics read off frames by the
+landmark estimator (LMD, blinks, sync), the estimator's own error floor.
+
+Metrics (:mod:`talking.metrics`), pooled over every frame of every clip:
+
+- SSIM and PSNR of each frame against the real one, on the whole crop and on its lower half;
+- CPBD sharpness of each frame;
+- LMD: mouth landmarks (iBUG 48-67) read off the frames by the landmark estimator
+  (:mod:`talking.landmarks`) against the ground-truth landmarks, in pixels of the crop;
+- blinks per second: the estimator's eye openness, with hysteresis;
+- sync: the correlation of the estimator's mouth opening with the ground-truth jaw opening at
+  offsets of -K..K frames, averaged over clips; the best offset should be 0;
+- drift: the mean SSIM at each frame index, which shows an autoregressive model drifting away.
+
+What needs a network that cannot be downloaded here is not measured (:data:`NOT_MEASURED`).
+The results go to ``--out``: ``results.md``, ``results.json`` and PNG plots (:mod:`talking.report`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from talking import metrics
+from talking.data import Clip, load_split
+from talking.errors import TalkingError
+from talking.landmarks import FaceTrack, LandmarkEstimator, clip_targets, estimate
+
+NOT_MEASURED = {
+    "WER": "needs a pretrained lip-reading network (LipNet, trained on GRID)",
+    "ACD": "needs a pretrained face-identity network (OpenFace) for the average content distance",
+    "FID": "needs the pretrained Inception network for its features",
+    "LSE-C / LSE-D": "need the pretrained SyncNet; our sync measure uses the ground-truth mouth opening",
+}
+REAL = "real frames"
+DRIFT_FRAMES = 50  # SSIM by frame index is reported for the first 50 frames (2 s)
+
+
+@dataclass(frozen=True)
+class EvaluateOptions:
+    """What to evaluate and where to write it (the checkpoints are given separately)."""
+
+    corpus: str = dataclasses.field(metadata={"help": "corpus folder (synthetic: with ground truth)"})
+    out: str = dataclasses.field(default="outputs/evaluation",
+                                 metadata={"help": "folder for results.md, results.json and plots"})
+    split: str = dataclasses.field(default="test", metadata={"help": "train, val or test"})
+    landmarks: str = dataclasses.field(default="checkpoints/landmarks",
+                                       metadata={"help": "the landmark estimator (train/train_landmarks.py)"})
+    baselines: bool = dataclasses.field(default=True,
+                                        metadata={"help": "evaluate the static and energy baselines"})
+    max_clips: int = dataclasses.field(default=0, metadata={"help": "evaluate the first N clips (0: all)"})
+    max_offset: int = dataclasses.field(default=5, metadata={"help": "sync offsets searched, in frames"})
+    device: str = dataclasses.field(default="cpu", metadata={"help": "torch device for the networks"})
+
+    def __post_init__(self) -> None:
+        if self.max_clips < 0 or self.max_offset < 1:
+            raise ValueError("max_clips must be >= 0 and max_offset >= 1")
+
+
+Method = Callable[[Clip], np.ndarray]  # clip -> its frames (N, R, R, 3) uint8
+
+
+def evaluate(checkpoints: list[str], options: EvaluateOptions) -> dict:
+    """Evaluate each checkpoint (save_pretrained pipeline folders) and, with ``options.baselines``,
+    the baselines; write the report to ``options.out`` and return the results."""
+    from talking.report import write_report
+
+    clips = load_split(options.corpus, options.split)[: options.max_clips or None]
+    if not clips:
+        raise TalkingError(f"the {options.split} split of {options.corpus} has no clips")
+    for clip in clips:
+        clip_targets(clip)  # fails early, with the reason, on clips without ground truth
+    estimator = load_estimator(options.landmarks, options.device, clips[0].frames.shape[1])
+    methods = {REAL: lambda clip: np.asarray(clip.frames), **baseline_methods(options),
+               **model_methods(checkpoints, options.device, clips[0].frames.shape[1])}
+
+    results, samples = {}, {}
+    for name, method in methods.items():
+        per_clip, seconds = [], 0.0
+        for i, clip in enumerate(tqdm(clips, desc=name, unit="clip", disable=None)):
+            started = time.perf_counter()
+            frames = method(clip)
+            seconds += time.perf_counter() - started
+            per_clip.append(clip_measures(frames, clip, estimate(estimator, frames), options.max_offset))
+            if i == 0:
+                samples[name] = frames
+        results[name] = summarize(per_clip, options.max_offset)
+        made = name != REAL  # the real frames are read, not made
+        results[name]["frames_per_second"] = sum(len(c) for c in clips) / max(seconds, 1e-9) if made else None
+    seconds = sum(len(c) / c.fps for c in clips)
+    truth_blinks = sum(metrics.count_blinks(clip_targets(c)[1]) for c in clips) / seconds
+    report = {"corpus": options.corpus, "split": options.split, "clips": len(clips),
+              "frames": sum(len(c) for c in clips), "resolution": int(clips[0].frames.shape[1]),
+              "truth_blinks_per_second": truth_blinks, "checkpoints": list(checkpoints),
+              "landmark_estimator": options.landmarks, "methods": results, "not_measured": NOT_MEASURED}
+    write_report(report, samples, Path(options.out))
+    return report
+
+
+def load_estimator(folder: str, device: str, resolution: int) -> LandmarkEstimator:
+    if not (Path(folder) / "config.json").is_file():
+        raise TalkingError(f"no landmark estimator at {folder}; train one with "
+                           "`python train/train_landmarks.py --config train/configs/landmarks.yaml`")
+    estimator = LandmarkEstimator.from_pretrained(folder).to(device).eval()
+    if estimator.config.resolution != resolution:
+        raise TalkingError(f"the landmark estimator at {folder} reads {estimator.config.resolution} px "
+                           f"crops; the corpus has {resolution} px")
+    return estimator
+
+
+def baseline_methods(options: EvaluateOptions) -> dict[str, Method]:
+    from talking.baselines import energy_frames, static_frames
+
+    if not options.baselines:
+        return {}
+    return {"static": static_frames, "energy": lambda clip: energy_frames(clip, options.corpus)}
+
+
+def model_methods(checkpoints: list[str], device: str, resolution: int) -> dict[str, Method]:
+    """A method per pipeline folder, named "MAN-<variant>", or "MAN-<variant> (<folder name>)"
+    when several folders hold the same variant (the ablation runs)."""
+    from talking.pipeline import TalkingFacePipeline
+
+    pipelines = []
+    for folder in checkpoints:
+        if not (Path(folder) / "model_index.json").is_file():
+            raise TalkingError(f"{folder} is not a pipeline folder (no model_index.json)")
+        pipeline = TalkingFacePipeline.from_pretrained(folder).to(device)
+        pipeline.generator.eval()
+        pipeline.motion_predictor.eval()
+        if pipeline.resolution != resolution:
+            raise TalkingError(f"{folder} makes {pipeline.resolution} px frames; "
+                               f"the corpus has {resolution} px")
+        pipelines.append((Path(folder).name, pipeline))
+    variants = [pipeline.variant for _, pipeline in pipelines]
+    return {f"MAN-{p.variant}" + (f" ({folder})" if variants.count(p.variant) > 1 else ""): _generator(p)
+            for folder, p in pipelines}
+
+
+def _generator(pipeline) -> Method:
+    def frames(clip: Clip) -> np.ndarray:
+        source = torch.from_numpy(np.array(clip.frames[0])).permute(2, 0, 1).float() / 127.5 - 1
+        made = pipeline.generate_frames(source, clip.features.windows())
+        return np.stack([f.add(1).mul(127.5).round().clamp(0, 255).byte().permute(1, 2, 0).cpu().numpy()
+                         for f in made])
+
+    return frames
+
+
+def clip_measures(frames: np.ndarray, clip: Clip, track: FaceTrack, max_offset: int) -> dict:
+    """Per-frame measures of one clip's ``frames`` against its real frames and ground truth."""
+    real = np.asarray(clip.frames)
+    landmarks, _, jaw = clip_targets(clip)
+    mouth = metrics.MOUTH_LANDMARKS
+    pairs = list(zip(frames, real, strict=True))
+    return {
+        "ssim": [metrics.ssim(f, r) for f, r in pairs],
+        "ssim_mouth": [metrics.ssim(metrics.mouth_region(f), metrics.mouth_region(r)) for f, r in pairs],
+        "psnr": [metrics.psnr(f, r) for f, r in pairs],
+        "psnr_mouth": [metrics.psnr(metrics.mouth_region(f), metrics.mouth_region(r)) for f, r in pairs],
+        "cpbd": [metrics.cpbd(f) for f in frames],
+        "lmd": np.linalg.norm(track.landmarks[:, mouth] - landmarks[:, mouth], axis=-1).mean(1).tolist(),
+        "blinks": metrics.count_blinks(track.eye_openness),
+        "seconds": len(frames) / clip.fps,
+        "sync": metrics.sync_curve(track.mouth_opening, jaw, max_offset)[1],
+    }
+
+
+def summarize(per_clip: list[dict], max_offset: int) -> dict:
+    """Pool the per-clip measures: frame means, blinks over total time, the mean sync curve."""
+    def pooled(key: str) -> float | None:
+        values = np.concatenate([c[key] for c in per_clip]).astype(np.float64)
+        values = values[np.isfinite(values)]  # PSNR is infinite on identical frames, CPBD NaN on flat ones
+        return float(values.mean()) if len(values) else None
+
+    with warnings.catch_warnings():  # a still mouth has no correlation anywhere: NaN, not a warning
+        warnings.simplefilter("ignore", RuntimeWarning)
+        curve = np.nanmean(np.stack([c["sync"] for c in per_clip]), axis=0)  # (2K+1,)
+    offsets = np.arange(-max_offset, max_offset + 1)
+    return {
+        **{key: pooled(key) for key in ("ssim", "ssim_mouth", "psnr", "psnr_mouth", "cpbd", "lmd")},
+        "blinks_per_second": sum(c["blinks"] for c in per_clip) / sum(c["seconds"] for c in per_clip),
+        "sync_offsets": offsets.tolist(),
+        "sync_curve": [None if np.isnan(v) else float(v) for v in curve],
+        "sync_best_offset": metrics.best_offset(offsets, curve),
+        "sync_correlation": None if np.isnan(curve[max_offset]) else float(curve[max_offset]),
+        "ssim_by_frame": [float(np.mean([c["ssim"][t] for c in per_clip if len(c["ssim"]) > t]))
+                          for t in range(min(DRIFT_FRAMES, max(len(c["ssim"]) for c in per_clip)))],
+    }
