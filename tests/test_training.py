@@ -45,10 +45,11 @@ def logged_scalars(run_dir: Path) -> dict[str, list[float]]:
 
 @pytest.mark.parametrize("variant", ["optical", "keypoint"])
 def test_both_stages_train_with_finite_losses_and_export_a_pipeline(corpus, tmp_path, variant):
-    motion = tiny(corpus, tmp_path, name="motion", stage="motion", variant=variant)
+    motion = tiny(corpus, tmp_path, name="motion", stage="motion", variant=variant,
+                  align_to_source=True, history_dropout=1.0)
     train(motion)
     man = tiny(corpus, tmp_path, name="man", variant=variant, init_from=str(motion.run_dir),
-               export_to=str(tmp_path / "export"))
+               export_to=str(tmp_path / "export"), align_to_source=True)
     train(man)
 
     scalars = logged_scalars(man.run_dir)
@@ -99,6 +100,35 @@ def test_resumed_run_matches_an_uninterrupted_one(corpus, tmp_path):
         b = load_file(latest_checkpoint(resumed.run_dir) / model)
         for name in a:
             torch.testing.assert_close(a[name], b[name], rtol=0, atol=0, msg=f"{model}: {name}")
+
+
+def test_self_feed_schedule_ramps_or_stays_constant():
+    ramp = TrainConfig(name="r", stage="man", corpus="c", steps=100, self_feed=0.8,
+                       self_feed_start=0.2, self_feed_end=0.6)
+    assert [ramp.self_feed_probability(s) for s in (0, 20, 40, 60, 99)] == pytest.approx(
+        [0.0, 0.0, 0.4, 0.8, 0.8])
+    constant = TrainConfig(name="c", stage="man", corpus="c", steps=100, self_feed=0.5,
+                           self_feed_start=0.0, self_feed_end=0.0)
+    assert {constant.self_feed_probability(s) for s in range(100)} == {0.5}
+    with pytest.raises(ValueError, match="exceed 1"):
+        TrainConfig(name="x", stage="man", corpus="c", self_feed=0.6, history_dropout=0.5)
+    with pytest.raises(ValueError, match="before"):
+        TrainConfig(name="x", stage="man", corpus="c", self_feed_start=0.5, self_feed_end=0.2)
+
+
+def test_history_kinds_follow_their_probabilities(corpus, tmp_path):
+    from talking.training.loop import _history
+
+    batch = {"source": torch.randn(2, 3, 64, 64), "history": torch.randn(2, 5, 3, 64, 64)}
+    dropout = tiny(corpus, tmp_path, stage="motion", history_dropout=1.0)
+    history, kind = _history(dropout, [], batch, step=0)
+    assert kind == "source"
+    torch.testing.assert_close(history, batch["source"][:, None].expand(-1, 5, -1, -1, -1))
+    truth = tiny(corpus, tmp_path, stage="motion")
+    assert _history(truth, [], batch, step=0) == (None, "truth")
+    mixed = tiny(corpus, tmp_path, stage="motion", history_dropout=0.5, steps=400)
+    kinds = [_history(mixed, [], batch, step)[1] for step in range(400)]
+    assert 150 < kinds.count("source") < 250
 
 
 def test_half_written_checkpoint_is_never_picked_up(tmp_path):

@@ -15,6 +15,13 @@ One sample, for frame ``t`` of a clip (tensors; frames in [-1, 1])::
                                       (``with_flow``; the source is drawn per sample, so the flow
                                       is computed here: ~2 ms at 128x128, cheaper than a cache)
     landmarks       (68, 2)           when the corpus has them
+
+With ``align_to_source`` (needs landmarks), the frame, the history and the landmarks are moved
+into the source's head pose first: a similarity transform fitted on the landmarks that do not
+move with speech or blinks (eye corners, nose, upper jaw) maps each frame onto the source. Audio
+cannot tell where a head wanders, only what the mouth, eyes and brows do; with the wander taken
+out of the targets, the losses measure exactly what the model is asked to predict, and the model
+keeps the photo's pose at inference.
 """
 
 from __future__ import annotations
@@ -42,6 +49,26 @@ def farneback_flow(frame: np.ndarray, source: np.ndarray) -> np.ndarray:
     return flow.transpose(2, 0, 1)
 
 
+# iBUG-68 points that move with the head only: jaw top (0-2, 14-16), nose (27-35), eye corners.
+RIGID_LANDMARKS = np.array([0, 1, 2, 14, 15, 16, *range(27, 36), 36, 39, 42, 45])
+
+
+def pose_alignment(landmarks: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """(2, 3) similarity transform taking ``landmarks`` (68, 2) onto ``reference`` (68, 2), in
+    pixels, fitted by least squares on :data:`RIGID_LANDMARKS`."""
+    matrix, _ = cv2.estimateAffinePartial2D(landmarks[RIGID_LANDMARKS].astype(np.float32),
+                                            reference[RIGID_LANDMARKS].astype(np.float32),
+                                            method=cv2.LMEDS)
+    return np.eye(2, 3) if matrix is None else matrix
+
+
+def align_frame(frame: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """``frame`` (H, W, 3) uint8 moved by the (2, 3) transform; edges repeat the border."""
+    height, width = frame.shape[:2]
+    return cv2.warpAffine(frame, matrix, (width, height), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+
+
 def _image(frames: np.ndarray) -> torch.Tensor:
     """(..., H, W, 3) uint8 -> (..., 3, H, W) float in [-1, 1]."""
     return torch.from_numpy(np.array(frames)).movedim(-1, -3).float().div(127.5).sub(1)
@@ -51,7 +78,7 @@ class TrainingFrames(Dataset):
     """All frames of the clips in ``split`` of the corpus at ``root``."""
 
     def __init__(self, root: str | Path, split: str = "train", with_flow: bool = True,
-                 history: int = HISTORY, seed: int = 0) -> None:
+                 history: int = HISTORY, seed: int = 0, align_to_source: bool = False) -> None:
         root = Path(root)
         index = load_index(root)
         if split not in index["splits"]:
@@ -61,6 +88,9 @@ class TrainingFrames(Dataset):
         self.with_flow = with_flow
         self.history = history
         self.seed = seed
+        self.align_to_source = align_to_source
+        if align_to_source and any(clip.landmarks is None for clip in self.clips):
+            raise ValueError(f"align_to_source needs landmarks; some clips of {root} have none")
 
     def __len__(self) -> int:
         return int(self.ends[-1]) if len(self.ends) else 0
@@ -73,9 +103,20 @@ class TrainingFrames(Dataset):
         s = int(np.random.default_rng((self.seed, index)).integers(clip.num_frames))
         past = np.arange(t - self.history, t)
         history = np.where(past[:, None, None, None] >= 0, frames[np.maximum(past, 0)], frames[s])
+        frame = frames[t]
+        landmarks = None if clip.landmarks is None else np.asarray(clip.landmarks[t], dtype=np.float32)
+        if self.align_to_source:
+            marks = np.asarray(clip.landmarks, dtype=np.float32)
+            matrix = pose_alignment(landmarks, marks[s])
+            frame = align_frame(frame, matrix)
+            landmarks = landmarks @ matrix[:, :2].T.astype(np.float32) + matrix[:, 2].astype(np.float32)
+            history = np.stack([
+                align_frame(image, pose_alignment(marks[p], marks[s])) if p >= 0 else image
+                for p, image in zip(past, history, strict=True)
+            ])
         windows, history_windows = clip.features.windows(t, t + 1), clip.features.windows(t - self.history, t)
         sample = {
-            "frame": _image(frames[t]),
+            "frame": _image(frame),
             "source": _image(frames[s]),
             "history": _image(history),
             "mel": torch.from_numpy(windows.mel[0]),
@@ -86,7 +127,7 @@ class TrainingFrames(Dataset):
             "history_energy": torch.from_numpy(history_windows.energy),
         }
         if self.with_flow:
-            sample["flow"] = torch.from_numpy(farneback_flow(frames[t], frames[s]))
-        if clip.landmarks is not None:
-            sample["landmarks"] = torch.from_numpy(np.asarray(clip.landmarks[t], dtype=np.float32))
+            sample["flow"] = torch.from_numpy(farneback_flow(frame, frames[s]))
+        if landmarks is not None:
+            sample["landmarks"] = torch.from_numpy(landmarks)
         return sample

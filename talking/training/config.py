@@ -58,13 +58,23 @@ class TrainConfig:
     # Blend with the warped photo through a predicted mask (None: the generator's default, on);
     # the ablation's "base" turns it off so that no flow reaches the frame.
     warp_blend: bool | None = None
+    # Move every target frame (and its history and landmarks) into the source's head pose, so
+    # the model learns what audio predicts and keeps the photo's pose (see batches.py).
+    align_to_source: bool = False
     # Teacher forcing: the previous 5 frames are the ground truth, except that with probability
-    # rising linearly from 0 at `self_feed_start` (fraction of the run) to `self_feed` at the end,
-    # they are the model's own renderings of those frames, so inference does not drift.
+    # rising linearly from 0 at `self_feed_start` to `self_feed` at `self_feed_end` (fractions
+    # of the run; start = end gives a constant `self_feed`) they are the model's own renderings
+    # of those frames, so inference does not drift; and with probability `history_dropout` they
+    # are the source repeated, as at the first frame of a clip (stage "motion" has no renderings
+    # and uses `history_dropout` alone). Both stop the predictor reading
+    # frame t off frame t-1 instead of off the audio.
     self_feed: float = 0.5
     self_feed_start: float = 0.3
-    # Stage "man" starts from the predictor pretrained in stage "motion" (its run folder), or
-    # from a whole exported pipeline folder (generator and predictor; a fresh discriminator).
+    self_feed_end: float = 1.0
+    history_dropout: float = 0.0
+    # Stage "man" starts from the predictor pretrained in stage "motion" (its run folder), and/or
+    # from an exported pipeline folder (its generator, and its predictor unless init_from is
+    # given too; the discriminator always starts fresh).
     init_from: str | None = None
     init_pipeline: str | None = None
     output_dir: str = "runs"
@@ -79,8 +89,14 @@ class TrainConfig:
             raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
         if self.variant not in ("optical", "keypoint"):
             raise ValueError(f"variant must be 'optical' or 'keypoint', got {self.variant!r}")
-        if not 0.0 <= self.self_feed <= 1.0 or not 0.0 <= self.self_feed_start <= 1.0:
-            raise ValueError("self_feed and self_feed_start must lie in [0, 1]")
+        fractions = (self.self_feed, self.self_feed_start, self.self_feed_end, self.history_dropout)
+        if not all(0.0 <= x <= 1.0 for x in fractions):
+            raise ValueError(
+                "self_feed, self_feed_start, self_feed_end and history_dropout must lie in [0, 1]")
+        if self.self_feed_end < self.self_feed_start:
+            raise ValueError("self_feed_end must not come before self_feed_start")
+        if self.stage == "man" and self.self_feed + self.history_dropout > 1.0:
+            raise ValueError("self_feed + history_dropout must not exceed 1 (they share one coin)")
         if isinstance(self.loss, dict):
             self.loss = _build(LossWeights, self.loss, "loss")
         self.betas = tuple(self.betas)
@@ -92,9 +108,12 @@ class TrainConfig:
     def self_feed_probability(self, step: int) -> float:
         """Probability that step ``step`` feeds the model its own previous frames."""
         progress = step / max(self.steps, 1)
-        if progress <= self.self_feed_start or self.self_feed_start >= 1.0:
+        if progress < self.self_feed_start:
             return 0.0
-        return self.self_feed * (progress - self.self_feed_start) / (1.0 - self.self_feed_start)
+        if progress >= self.self_feed_end:
+            return self.self_feed
+        ramp = (progress - self.self_feed_start) / (self.self_feed_end - self.self_feed_start)
+        return self.self_feed * ramp
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(dataclasses.asdict(self), sort_keys=False)

@@ -70,12 +70,12 @@ def build(config: TrainConfig):
                                                  ("warp_blend", config.warp_blend)) if value is not None}
     if overrides:
         generator = type(generator).from_config({**generator.config, **overrides})
-    if config.stage == "man" and config.init_from:
-        folder = Path(config.init_from) / PREDICTOR_FOLDER
-        predictor = type(predictor).from_pretrained(folder)
     if config.init_pipeline:
         generator = type(generator).from_pretrained(Path(config.init_pipeline) / "generator")
         predictor = type(predictor).from_pretrained(Path(config.init_pipeline) / "motion_predictor")
+    if config.stage == "man" and config.init_from:
+        folder = Path(config.init_from) / PREDICTOR_FOLDER
+        predictor = type(predictor).from_pretrained(folder)
     return generator, predictor, discriminator
 
 
@@ -111,7 +111,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
 
     # 2. data
     dataset = TrainingFrames(config.corpus, "train", with_flow=config.variant == "optical",
-                             seed=config.seed)
+                             seed=config.seed, align_to_source=config.align_to_source)
     sampler_generator = torch.Generator().manual_seed(config.seed)
     loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, drop_last=True,
                         num_workers=config.num_workers,
@@ -178,10 +178,27 @@ def _batches(accelerator, loader, start: int, steps_per_epoch: int, sampler_gene
         epoch, skip = epoch + 1, 0
 
 
+def _history(config: TrainConfig, models, batch, step: int) -> tuple[torch.Tensor | None, str]:
+    """The step's history (None: the ground truth) and which kind it is, by one coin per step.
+
+    The coin is seeded by the step alone, so a resumed run makes the same choices as an
+    uninterrupted one.
+    """
+    coin = torch.rand((), generator=torch.Generator().manual_seed(config.seed * 100_003 + step)).item()
+    self_feed = config.self_feed_probability(step) if config.stage == "man" else 0.0
+    if coin < self_feed:
+        generator, predictor = models[:2]
+        return self_fed_history(generator, predictor, batch), "self_fed"
+    if coin < self_feed + config.history_dropout:
+        return batch["source"][:, None].expand_as(batch["history"]), "source"
+    return None, "truth"
+
+
 def _step(config: TrainConfig, models, optimizers, batch, accelerator, step: int) -> dict:
+    history, kind = _history(config, models, batch, step)
     if config.stage == "motion":
         (predictor,), (optimizer,) = models, optimizers
-        total, terms = motion_step(predictor, batch, config.loss)
+        total, terms = motion_step(predictor, batch, config.loss, history)
         accelerator.backward(total)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -189,11 +206,6 @@ def _step(config: TrainConfig, models, optimizers, batch, accelerator, step: int
 
     generator, predictor, discriminator = models
     g_optimizer, d_optimizer = optimizers
-    history = None
-    # Seeded by the step alone, so a resumed run makes the same choices as an uninterrupted one.
-    coin = torch.rand((), generator=torch.Generator().manual_seed(config.seed * 100_003 + step))
-    if coin.item() < config.self_feed_probability(step):
-        history = self_fed_history(generator, predictor, batch)
     total, terms, fake = generator_step(generator, predictor, discriminator, batch, config.loss, history)
     accelerator.backward(total)
     g_optimizer.step()
@@ -203,7 +215,7 @@ def _step(config: TrainConfig, models, optimizers, batch, accelerator, step: int
     accelerator.backward(d_total)
     d_optimizer.step()
     d_optimizer.zero_grad(set_to_none=True)
-    logs = {"total": total.item(), "d_total": d_total.item(), "self_fed": float(history is not None)}
+    logs = {"total": total.item(), "d_total": d_total.item(), "self_fed": float(kind == "self_fed")}
     logs.update({k: v.item() for k, v in {**terms, **d_terms}.items()})
     return logs
 

@@ -42,9 +42,10 @@ def weighted(terms: dict[str, torch.Tensor], weights: LossWeights) -> torch.Tens
     return sum(getattr(weights, name, 0.0) * value for name, value in terms.items())
 
 
-def motion_step(predictor, batch: dict, weights: LossWeights) -> tuple[torch.Tensor, dict]:
+def motion_step(predictor, batch: dict, weights: LossWeights,
+                history: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
     """Stage 1: the predictor alone, against the ground-truth flow or heatmaps."""
-    _, terms = predict_motion(predictor, batch)
+    _, terms = predict_motion(predictor, batch, history)
     return weighted(terms, weights), terms
 
 
