@@ -166,3 +166,27 @@ def test_two_process_cpu_run_ends_with_the_same_weights_on_both_ranks(corpus, tm
                    check=True, env=env, cwd=REPO, timeout=600)
     checksums = json.loads((config.run_dir / "final.json").read_text())["replica_checksums"]
     assert len(checksums) == 2 and checksums[0] == checksums[1]
+
+
+@pytest.mark.parametrize("variant", ["optical", "keypoint"])
+def test_generator_renders_from_the_true_motion_when_told(corpus, variant):
+    from talking.models import build_models, landmarks_to_heatmaps
+    from talking.training.batches import TrainingFrames
+    from talking.training.config import LossWeights
+    from talking.training.steps import generator_step, true_motion
+
+    torch.manual_seed(0)
+    generator, predictor, discriminator = build_models(variant, 64)
+    dataset = TrainingFrames(corpus, "train", with_flow=variant == "optical", align_to_source=True)
+    batch = torch.utils.data.default_collate([dataset[i] for i in range(3)])
+    truth = true_motion(predictor, batch)
+    expected = batch["flow"] if variant == "optical" else landmarks_to_heatmaps(batch["landmarks"], 64)
+    torch.testing.assert_close(truth, expected)
+
+    generator.eval()
+    _, terms, fake = generator_step(generator, predictor, discriminator, batch, LossWeights(),
+                                    given_true_motion=True)
+    with torch.no_grad():
+        rendered = generator(batch["source"], truth, batch["mel"], batch["pitch"], batch["energy"]).frame
+    torch.testing.assert_close(fake.detach(), rendered)
+    assert all(torch.isfinite(v) for v in terms.values())

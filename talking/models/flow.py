@@ -133,7 +133,7 @@ class FlowPredictor(ModelMixin, ConfigMixin):
             noise = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
             z = mu + (0.5 * logvar).exp() * noise
         # 3. decode to a flow at H/2, then to full resolution
-        x = self.hourglass.decode(self.from_latent(with_audio(z, audio)), features)
+        x = self.hourglass.decode(self.from_latent(with_audio(z, audio)), features, audio)
         flow = F.interpolate(self.to_flow(x), size=source.shape[-2:], mode="bilinear",
                              align_corners=False)
         return FlowPredictorOutput(flow=flow, mu=mu, logvar=logvar)

@@ -1,11 +1,13 @@
 """The trunk shared by the two motion predictors (paper 4.3.1-4.3.2): an hourglass (U-Net) over the
-source image and the previous frames, with the frame's mel window joined at the bottleneck.
+source image and the previous frames, with the frame's mel embedding joined at the bottleneck and
+again at every level of the decoder.
 
 Input: ``source`` (B, 3, H, W) and ``history`` (B, T, 3, H, W), both in [-1, 1], are stacked into
 (B, 3 (1 + T), H, W). ``channels[i]`` is the width at H / 2^(i + 1); the decoder climbs back to
-H / 2 through skip connections. The predictors put their own head on each end: a variational
-bottleneck and a flow head (:mod:`talking.models.flow`), or a heatmap head
-(:mod:`talking.models.keypoints`).
+H / 2 through skip connections. The audio at every decoder level gives the mouth, which the skips
+locate at full detail, a short path to the audio that moves it. The predictors put their own head
+on each end: a variational bottleneck and a flow head (:mod:`talking.models.flow`), or a heatmap
+head (:mod:`talking.models.keypoints`).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ def with_audio(features: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
 
 
 class Hourglass(nn.Module):
-    """source + history -> per-level features; bottleneck + features -> (B, channels[0], H/2, W/2)."""
+    """source + history -> per-level features; bottleneck + features + audio -> (B, channels[0], H/2, W/2)."""
 
     def __init__(
         self,
@@ -60,7 +62,7 @@ class Hourglass(nn.Module):
             conv_block("conv", c_in, c_out, stride=2) for c_in, c_out in pairwise(widths)
         )
         self.up = nn.ModuleList(
-            conv_block("conv", channels[i + 1] + channels[i], channels[i])
+            conv_block("conv", channels[i + 1] + channels[i] + audio_channels, channels[i])
             for i in reversed(range(len(channels) - 1))
         )
 
@@ -88,9 +90,10 @@ class Hourglass(nn.Module):
             features.append(x)
         return features
 
-    def decode(self, x: torch.Tensor, features: list[torch.Tensor]) -> torch.Tensor:
-        """x (B, channels[-1], H/2^n, W/2^n) -> (B, channels[0], H/2, W/2), skips from ``features``."""
+    def decode(self, x: torch.Tensor, features: list[torch.Tensor], audio: torch.Tensor) -> torch.Tensor:
+        """x (B, channels[-1], H/2^n, W/2^n), audio (B, audio_channels) -> (B, channels[0], H/2, W/2),
+        skips from ``features``."""
         for layer, skip in zip(self.up, reversed(features[:-1]), strict=True):
             x = F.interpolate(x, scale_factor=2.0, mode="nearest")
-            x = layer(torch.cat([x, skip], dim=1))
+            x = layer(with_audio(torch.cat([x, skip], dim=1), audio))
         return x

@@ -41,6 +41,7 @@ CONTOURS: dict[str, tuple[int, ...]] = {
     "lip_inner_upper": (60, 61, 62, 63, 64),
     "lip_inner_lower": (64, 65, 66, 67, 60),
 }
+LIP_CONTOURS = tuple(i for i, name in enumerate(CONTOURS) if name.startswith("lip_"))
 
 
 def landmarks_to_heatmaps(
@@ -126,7 +127,7 @@ class KeypointPredictor(ModelMixin, ConfigMixin):
     ) -> KeypointPredictorOutput:
         """source (B, 3, H, W), history (B, T, 3, H, W), audio (B, A) from :meth:`encode_audio`."""
         features = self.hourglass.encode(source, history)
-        x = self.hourglass.decode(self.fuse(with_audio(features[-1], audio)), features)
+        x = self.hourglass.decode(self.fuse(with_audio(features[-1], audio)), features, audio)
         heatmaps = self.to_heatmaps(x)  # (B, K, H/2, W/2)
         heatmaps = F.interpolate(heatmaps, size=source.shape[-2:], mode="bilinear",
                                  align_corners=False)

@@ -30,6 +30,11 @@ class LossWeights:
     kl: float = 1e-3  # variational bottleneck of the flow predictor
     warp: float = 10.0  # L1 between warp(source, predicted flow) and the frame
     heatmap: float = 100.0  # MSE of the keypoint heatmaps
+    # The same three inside the lip box / on the lip contours alone (our addition, like
+    # lip_box_l1: the lips are a sliver of the frame, yet all the audio can tell is there).
+    lip_flow: float = 0.0
+    lip_warp: float = 0.0
+    lip_heatmap: float = 0.0
 
 
 @dataclass
@@ -72,6 +77,10 @@ class TrainConfig:
     self_feed_start: float = 0.3
     self_feed_end: float = 1.0
     history_dropout: float = 0.0
+    # Stage "man": probability that a step's generator renders from the ground-truth motion
+    # (Farneback flow, or heatmaps drawn from the landmarks) instead of the predictor's, so it
+    # learns to follow the motion before the predictor gets it right.
+    true_motion: float = 0.0
     # Stage "man" starts from the predictor pretrained in stage "motion" (its run folder), and/or
     # from an exported pipeline folder (its generator, and its predictor unless init_from is
     # given too; the discriminator always starts fresh).
@@ -89,10 +98,12 @@ class TrainConfig:
             raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
         if self.variant not in ("optical", "keypoint"):
             raise ValueError(f"variant must be 'optical' or 'keypoint', got {self.variant!r}")
-        fractions = (self.self_feed, self.self_feed_start, self.self_feed_end, self.history_dropout)
+        fractions = (self.self_feed, self.self_feed_start, self.self_feed_end, self.history_dropout,
+                     self.true_motion)
         if not all(0.0 <= x <= 1.0 for x in fractions):
             raise ValueError(
-                "self_feed, self_feed_start, self_feed_end and history_dropout must lie in [0, 1]")
+                "self_feed, self_feed_start, self_feed_end, history_dropout and true_motion must lie "
+                "in [0, 1]")
         if self.self_feed_end < self.self_feed_start:
             raise ValueError("self_feed_end must not come before self_feed_start")
         if self.stage == "man" and self.self_feed + self.history_dropout > 1.0:

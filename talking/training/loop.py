@@ -62,7 +62,8 @@ def _save_checkpoint(accelerator: Accelerator, run_dir: Path, step: int) -> None
 def build(config: TrainConfig):
     """Models of the run (generator, predictor, discriminator), seeded by ``config.seed``.
 
-    Stage "man" loads the predictor pretrained by stage "motion" from ``init_from``.
+    ``init_from`` loads the predictor of a stage "motion" run (to start stage "man", or to go on
+    pretraining); ``init_pipeline`` an exported pipeline (see :class:`TrainConfig`).
     """
     set_seed(config.seed)  # before building the models, so the seed decides their init
     generator, predictor, discriminator = build_models(config.variant, config.resolution)
@@ -73,7 +74,7 @@ def build(config: TrainConfig):
     if config.init_pipeline:
         generator = type(generator).from_pretrained(Path(config.init_pipeline) / "generator")
         predictor = type(predictor).from_pretrained(Path(config.init_pipeline) / "motion_predictor")
-    if config.stage == "man" and config.init_from:
+    if config.init_from:
         folder = Path(config.init_from) / PREDICTOR_FOLDER
         predictor = type(predictor).from_pretrained(folder)
     return generator, predictor, discriminator
@@ -206,7 +207,10 @@ def _step(config: TrainConfig, models, optimizers, batch, accelerator, step: int
 
     generator, predictor, discriminator = models
     g_optimizer, d_optimizer = optimizers
-    total, terms, fake = generator_step(generator, predictor, discriminator, batch, config.loss, history)
+    coin = torch.rand((), generator=torch.Generator().manual_seed(config.seed * 100_019 + step + 1))
+    given_true_motion = coin.item() < config.true_motion
+    total, terms, fake = generator_step(generator, predictor, discriminator, batch, config.loss, history,
+                                        given_true_motion)
     accelerator.backward(total)
     g_optimizer.step()
     g_optimizer.zero_grad(set_to_none=True)
@@ -215,7 +219,8 @@ def _step(config: TrainConfig, models, optimizers, batch, accelerator, step: int
     accelerator.backward(d_total)
     d_optimizer.step()
     d_optimizer.zero_grad(set_to_none=True)
-    logs = {"total": total.item(), "d_total": d_total.item(), "self_fed": float(kind == "self_fed")}
+    logs = {"total": total.item(), "d_total": d_total.item(), "self_fed": float(kind == "self_fed"),
+            "true_motion": float(given_true_motion)}
     logs.update({k: v.item() for k, v in {**terms, **d_terms}.items()})
     return logs
 

@@ -18,23 +18,40 @@ import torch.nn.functional as F
 
 from talking import losses
 from talking.models import MANGenerator, MultiscaleDiscriminator, landmarks_to_heatmaps, warp
-from talking.models.flow import FlowPredictorOutput, kl_divergence
+from talking.models.flow import FlowPredictor, FlowPredictorOutput, kl_divergence
+from talking.models.keypoints import LIP_CONTOURS
 from talking.training.config import LossWeights
+
+
+def true_motion(predictor, batch: dict) -> torch.Tensor:
+    """The ground truth of the predictor's output: the Farneback flow (B, 2, H, W), or the
+    contour heatmaps (B, K, H, W) drawn from the frame's landmarks."""
+    if isinstance(getattr(predictor, "module", predictor), FlowPredictor):  # DDP wraps in .module
+        return batch["flow"]
+    return landmarks_to_heatmaps(batch["landmarks"], batch["frame"].shape[-1])
 
 
 def predict_motion(predictor, batch: dict, history: torch.Tensor | None = None):
     """The predictor's motion for frame t: (motion (B, C_m, H, W), its own losses (unweighted))."""
     history = batch["history"] if history is None else history
     output = predictor(batch["source"], history, batch["mel"])
+    box = losses.lip_box(batch["landmarks"], *batch["frame"].shape[-2:]) if "landmarks" in batch else None
     if isinstance(output, FlowPredictorOutput):  # the predictor may be wrapped (DDP)
+        warped = warp(batch["source"], output.flow)
         terms = {
             "flow": losses.flow_loss(output.flow, batch["flow"]),
             "kl": kl_divergence(output.mu, output.logvar),
-            "warp": F.l1_loss(warp(batch["source"], output.flow), batch["frame"]),
+            "warp": F.l1_loss(warped, batch["frame"]),
         }
+        if box is not None:
+            terms["lip_flow"] = losses.masked_mean((output.flow - batch["flow"]).square(), box)
+            terms["lip_warp"] = losses.masked_mean((warped - batch["frame"]).abs(), box)
         return output.flow, terms
-    target = landmarks_to_heatmaps(batch["landmarks"], output.heatmaps.shape[-1])
-    return output.heatmaps, {"heatmap": losses.heatmap_loss(output.heatmaps, target)}
+    target = true_motion(predictor, batch)
+    lips = list(LIP_CONTOURS)
+    terms = {"heatmap": losses.heatmap_loss(output.heatmaps, target),
+             "lip_heatmap": losses.heatmap_loss(output.heatmaps[:, lips], target[:, lips])}
+    return output.heatmaps, terms
 
 
 def weighted(terms: dict[str, torch.Tensor], weights: LossWeights) -> torch.Tensor:
@@ -72,12 +89,17 @@ def generator_step(
     batch: dict,
     weights: LossWeights,
     history: torch.Tensor | None = None,
+    given_true_motion: bool = False,
 ) -> tuple[torch.Tensor, dict, torch.Tensor]:
     """Stage 2, generator side: (weighted total, unweighted terms, generated frames (B, 3, H, W)).
 
-    The predictor trains jointly: its own losses are added to the generator's.
+    The predictor trains jointly: its own losses are added to the generator's. With
+    ``given_true_motion`` the generator renders from the ground-truth motion instead of the
+    predictor's (teacher forcing of the motion input).
     """
     motion, terms = predict_motion(predictor, batch, history)
+    if given_true_motion:
+        motion = true_motion(predictor, batch)
     output = generator(batch["source"], motion, batch["mel"], batch["pitch"], batch["energy"])
     fake = output.frame
     judged = discriminator(fake, batch["source"])
