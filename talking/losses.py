@@ -62,7 +62,11 @@ def lower_half_l1(generated: torch.Tensor, target: torch.Tensor) -> torch.Tensor
 
 def lip_box(landmarks: torch.Tensor, height: int, width: int, margin: float = 0.5) -> torch.Tensor:
     """(B, 1, H, W) mask of each frame's lip box: the bounding box of the lip landmarks (48-67),
-    grown by ``margin`` of its size on every side. landmarks: (B, 68, 2) in pixels."""
+    grown by ``margin`` of its size on every side. landmarks: (B, 68, 2) in pixels.
+
+    Our addition to Eq. 11: the lower half of a 128 x 128 face crop is 8192 pixels, of which the
+    lips cover about 300, so a mouth that does not move costs little there; losses inside this
+    box measure the lips alone."""
     lips = landmarks[:, 48:68]  # (B, 20, 2)
     low, high = lips.amin(dim=1), lips.amax(dim=1)  # (B, 2)
     grow = (high - low) * margin
@@ -78,18 +82,6 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean of ``values`` (B, C, H, W) over the pixels where ``mask`` (B, 1, H, W) is 1."""
     mask = mask.to(values.dtype)
     return (values * mask).sum() / (mask.sum() * values.shape[1]).clamp_min(1)
-
-
-def mouth_box_l1(generated: torch.Tensor, target: torch.Tensor, landmarks: torch.Tensor,
-                 margin: float = 0.5) -> torch.Tensor:
-    """L1 inside each frame's lip box (:func:`lip_box`). Our addition to Eq. 11: the lower half
-    of a 128 x 128 face crop is 8192 pixels, of which the lips cover about 300, so a mouth that
-    does not move costs little there; this term measures the lips alone.
-
-    generated, target: (B, 3, H, W); landmarks: (B, 68, 2) in pixels.
-    """
-    box = lip_box(landmarks, *generated.shape[-2:], margin)
-    return masked_mean((generated - target).abs(), box)
 
 
 def flow_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -49,7 +49,7 @@ def test_both_stages_train_with_finite_losses_and_export_a_pipeline(corpus, tmp_
                   align_to_source=True, history_dropout=1.0)
     train(motion)
     man = tiny(corpus, tmp_path, name="man", variant=variant, init_from=str(motion.run_dir),
-               export_to=str(tmp_path / "export"), align_to_source=True)
+               export_to=str(tmp_path / "export"), align_to_source=True, max_grad_norm=1.0)
     train(man)
 
     scalars = logged_scalars(man.run_dir)

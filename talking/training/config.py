@@ -24,6 +24,10 @@ class LossWeights:
     cam: float = 1.0  # Eq. 9/14, CAM logits at every scale
     mouth_l1: float = 20.0  # Eq. 11, L1 on the lower half of the frame
     lip_box_l1: float = 0.0  # L1 inside the lip landmarks' box (our addition; needs landmarks)
+    # Mean of the warp-blend mask inside the lip box (our addition): without it the mask
+    # saturates at 1 within a few hundred steps, the frame is the (warped) photo, and no gradient
+    # reaches the generator's own rendering again; the lips have to be rendered, not copied.
+    lip_mask: float = 0.0
     l1: float = 10.0  # L1 on the whole frame
     feature_matching: float = 10.0  # Eq. 12, also our stand-in for the VGG perceptual loss
     flow: float = 1.0  # MSE to the Farneback flow, in pixels^2 (paper 5.6)
@@ -58,6 +62,7 @@ class TrainConfig:
     discriminator_learning_rate: float = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)
     gradient_accumulation_steps: int = 1
+    max_grad_norm: float | None = None  # clip each optimiser's gradient norm (None: no clipping)
     # MAN conditioning switched on (None = all); the paper's ablation (Table 7) changes this.
     modalities: list[str] | None = None
     # Blend with the warped photo through a predicted mask (None: the generator's default, on);

@@ -201,6 +201,7 @@ def _step(config: TrainConfig, models, optimizers, batch, accelerator, step: int
         (predictor,), (optimizer,) = models, optimizers
         total, terms = motion_step(predictor, batch, config.loss, history)
         accelerator.backward(total)
+        _clip(config, accelerator, predictor)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         return {"total": total.item(), **{k: v.item() for k, v in terms.items()}}
@@ -212,17 +213,25 @@ def _step(config: TrainConfig, models, optimizers, batch, accelerator, step: int
     total, terms, fake = generator_step(generator, predictor, discriminator, batch, config.loss, history,
                                         given_true_motion)
     accelerator.backward(total)
+    _clip(config, accelerator, generator, predictor)
     g_optimizer.step()
     g_optimizer.zero_grad(set_to_none=True)
     d_optimizer.zero_grad(set_to_none=True)  # drop what the generator's loss left on D
     d_total, d_terms = discriminator_step(discriminator, batch, fake, config.loss)
     accelerator.backward(d_total)
+    _clip(config, accelerator, discriminator)
     d_optimizer.step()
     d_optimizer.zero_grad(set_to_none=True)
     logs = {"total": total.item(), "d_total": d_total.item(), "self_fed": float(kind == "self_fed"),
             "true_motion": float(given_true_motion)}
     logs.update({k: v.item() for k, v in {**terms, **d_terms}.items()})
     return logs
+
+
+def _clip(config: TrainConfig, accelerator, *models) -> None:
+    """Clip the gradient norm of ``models``' parameters to ``config.max_grad_norm`` (if set)."""
+    if config.max_grad_norm is not None and accelerator.sync_gradients:
+        accelerator.clip_grad_norm_([p for m in models for p in m.parameters()], config.max_grad_norm)
 
 
 def _checksum(model: torch.nn.Module) -> torch.Tensor:

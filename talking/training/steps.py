@@ -109,8 +109,11 @@ def generator_step(
     terms["feature_matching"] = losses.feature_matching_loss(real, judged)
     terms["mouth_l1"] = losses.lower_half_l1(fake, batch["frame"])
     terms["l1"] = F.l1_loss(fake, batch["frame"])
-    if weights.lip_box_l1 and "landmarks" in batch:
-        terms["lip_box_l1"] = losses.mouth_box_l1(fake, batch["frame"], batch["landmarks"])
+    if "landmarks" in batch:
+        box = losses.lip_box(batch["landmarks"], *fake.shape[-2:])
+        terms["lip_box_l1"] = losses.masked_mean((fake - batch["frame"]).abs(), box)
+        if output.mask is not None:
+            terms["lip_mask"] = losses.masked_mean(output.mask, box)
     return weighted(terms, weights), terms, fake
 
 
