@@ -307,6 +307,7 @@ def test_fresh_generator_starts_close_to_the_photo():
     output = model(**inputs)
     assert output.mask.mean().item() == pytest.approx(0.88, abs=0.05)
     assert (output.frame - inputs["source"]).abs().mean() < 0.15
+    torch.testing.assert_close(torch.sigmoid(output.mask_logits), output.mask)
 
 
 @pytest.mark.parametrize(

@@ -190,3 +190,25 @@ def test_generator_renders_from_the_true_motion_when_told(corpus, variant):
         rendered = generator(batch["source"], truth, batch["mel"], batch["pitch"], batch["energy"]).frame
     torch.testing.assert_close(fake.detach(), rendered)
     assert all(torch.isfinite(v) for v in terms.values())
+
+
+def test_lip_mask_term_still_pulls_a_saturated_mask_down(corpus):
+    """With the blend mask at 1 the frame is the warped photo and the L1 terms no longer reach
+    the generator; the lip_mask term's gradient on the mask logit stays near its weight."""
+    from talking.models import build_models
+    from talking.training.batches import TrainingFrames
+    from talking.training.config import LossWeights
+    from talking.training.steps import generator_step
+
+    generator, predictor, discriminator = build_models("optical", 64)
+    with torch.no_grad():
+        generator.to_output.weight[3].zero_()
+        generator.to_output.bias[3] = 20.0  # mask = sigmoid(20) = 1 - 2e-9
+    dataset = TrainingFrames(corpus, "train", align_to_source=True)
+    batch = torch.utils.data.default_collate([dataset[i] for i in range(2)])
+    only = {name: 0.0 for name in LossWeights.__dataclass_fields__}
+    total, terms, _ = generator_step(generator, predictor, discriminator, batch,
+                                     LossWeights(**{**only, "lip_mask": 1.0}))
+    total.backward()
+    assert terms["lip_mask"].item() == pytest.approx(20.0, abs=1e-3)
+    assert generator.to_output.bias.grad[3].item() == pytest.approx(1.0, abs=1e-3)

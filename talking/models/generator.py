@@ -57,12 +57,15 @@ class GeneratorOutput(BaseOutput):
         mask: (B, 1, H, W) in [0, 1], the weight of the (warped) source; None without warp_blend.
         cam_logits: (B, 2) GAP and GMP logits of the CAM layer.
         attention: (B, 1, H/2^n, W/2^n) CAM attention map.
+        mask_logits: (B, 1, H, W), the mask before its sigmoid (for losses that must not
+            vanish where the mask saturates); None without warp_blend.
     """
 
     frame: torch.Tensor
     mask: torch.Tensor | None
     cam_logits: torch.Tensor
     attention: torch.Tensor
+    mask_logits: torch.Tensor | None = None
 
 
 @dataclass
@@ -281,10 +284,11 @@ class MANGenerator(ModelMixin, ConfigMixin):
         synthesised = torch.tanh(out[:, :3])
         if not config.warp_blend:
             return GeneratorOutput(synthesised, None, cam_logits, attention)
-        mask = torch.sigmoid(out[:, 3:])
+        mask_logits = out[:, 3:]
+        mask = torch.sigmoid(mask_logits)
         base = warp(source.image, motion) if config.motion_type == "flow" else source.image
         frame = mask * base + (1 - mask) * synthesised
-        return GeneratorOutput(frame, mask, cam_logits, attention)
+        return GeneratorOutput(frame, mask, cam_logits, attention, mask_logits)
 
     def forward(
         self,

@@ -24,9 +24,9 @@ class LossWeights:
     cam: float = 1.0  # Eq. 9/14, CAM logits at every scale
     mouth_l1: float = 20.0  # Eq. 11, L1 on the lower half of the frame
     lip_box_l1: float = 0.0  # L1 inside the lip landmarks' box (our addition; needs landmarks)
-    # Mean of the warp-blend mask inside the lip box (our addition): without it the mask
-    # saturates at 1 within a few hundred steps, the frame is the (warped) photo, and no gradient
-    # reaches the generator's own rendering again; the lips have to be rendered, not copied.
+    # Mean of -log(1 - mask) of the warp blend inside the lip box (our addition): without it
+    # the mask saturates at 1 within a few hundred steps, the frame is the (warped) photo, and
+    # no gradient reaches the generator's own rendering again; the lips must be rendered.
     lip_mask: float = 0.0
     l1: float = 10.0  # L1 on the whole frame
     feature_matching: float = 10.0  # Eq. 12, also our stand-in for the VGG perceptual loss

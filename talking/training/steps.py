@@ -112,8 +112,9 @@ def generator_step(
     if "landmarks" in batch:
         box = losses.lip_box(batch["landmarks"], *fake.shape[-2:])
         terms["lip_box_l1"] = losses.masked_mean((fake - batch["frame"]).abs(), box)
-        if output.mask is not None:
-            terms["lip_mask"] = losses.masked_mean(output.mask, box)
+        if output.mask_logits is not None:
+            # -log(1 - mask): its gradient does not vanish where the mask saturates at 1
+            terms["lip_mask"] = losses.masked_mean(F.softplus(output.mask_logits), box)
     return weighted(terms, weights), terms, fake
 
 
