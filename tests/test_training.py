@@ -212,3 +212,13 @@ def test_lip_mask_term_still_pulls_a_saturated_mask_down(corpus):
     total.backward()
     assert terms["lip_mask"].item() == pytest.approx(20.0, abs=1e-3)
     assert generator.to_output.bias.grad[3].item() == pytest.approx(1.0, abs=1e-3)
+
+
+def test_modalities_and_warp_blend_overrides_reach_the_generator(corpus, tmp_path):
+    from talking.training.loop import build
+
+    config = tiny(corpus, tmp_path, modalities=["image", "motion", "mel"], warp_blend=False)
+    generator, _, _ = build(config)
+    assert list(generator.config.modalities) == ["image", "motion", "mel"]
+    assert generator.config.warp_blend is False
+    assert set(generator.audio_encoders) == {"mel"}
