@@ -117,6 +117,17 @@ def fresh_checkpoint(folder: Path) -> Path:
     return folder
 
 
+def pick_checkpoint(given: Path | None, folder: Path) -> tuple[Path, str]:
+    """The checkpoint to measure and how to name it: ``given``, else the shipped MAN-optical,
+    else fresh weights of the same size written under ``folder``."""
+    if given is not None:
+        return given.resolve(), f"{given} (given)"
+    if (SHIPPED / "model_index.json").is_file():
+        return SHIPPED, f"{SHIPPED.relative_to(ROOT)} (trained)"
+    missing = SHIPPED.relative_to(ROOT)
+    return fresh_checkpoint(folder / "fresh"), f"fresh weights ({missing} does not exist yet)"
+
+
 def stage_costs(checkpoint: Path, photo: Path, speech: Path, threads: int) -> dict[str, float]:
     """Milliseconds per frame of each stage, and the per-clip preparation in seconds."""
     import torch
@@ -181,13 +192,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        if args.checkpoint is not None:
-            checkpoint, which = args.checkpoint.resolve(), f"{args.checkpoint} (given)"
-        elif (SHIPPED / "model_index.json").is_file():
-            checkpoint, which = SHIPPED, f"{SHIPPED.relative_to(ROOT)} (trained)"
-        else:
-            checkpoint = fresh_checkpoint(folder / "fresh")
-            which = f"fresh weights ({SHIPPED.relative_to(ROOT)} does not exist yet)"
+        checkpoint, which = pick_checkpoint(args.checkpoint, folder)
         photo, speech = make_inputs(folder, args.photo_side)
 
         short = run_child(checkpoint, photo, speech[10], folder / "short.mp4")

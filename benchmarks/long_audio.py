@@ -16,7 +16,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from inference import ROOT, SHIPPED, fresh_checkpoint, make_inputs, run_child
+from inference import make_inputs, pick_checkpoint, run_child
 
 
 def main() -> None:
@@ -30,12 +30,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        if args.checkpoint is not None:
-            checkpoint, which = args.checkpoint.resolve(), f"{args.checkpoint} (given)"
-        elif (SHIPPED / "model_index.json").is_file():
-            checkpoint, which = SHIPPED, f"{SHIPPED.relative_to(ROOT)} (trained)"
-        else:
-            checkpoint, which = fresh_checkpoint(folder / "fresh"), "fresh weights"
+        checkpoint, which = pick_checkpoint(args.checkpoint, folder)
         photo, speech = make_inputs(folder, args.photo_side, tuple(args.seconds))
         print(f"checkpoint: {which}; photo {args.photo_side} px wide")
         runs = {}

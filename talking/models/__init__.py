@@ -49,10 +49,13 @@ PRESETS: dict[int, dict[str, dict]] = {
 
 
 def build_models(
-    variant: str = "optical", resolution: int = 128
+    variant: str = "optical", resolution: int = 128, **generator_config
 ) -> tuple[MANGenerator, FlowPredictor | KeypointPredictor, MultiscaleDiscriminator]:
     """Fresh generator, motion predictor and discriminator of ``variant`` ("optical" or
-    "keypoint") at ``resolution`` (a key of :data:`PRESETS`), wired to each other."""
+    "keypoint") at ``resolution`` (a key of :data:`PRESETS`), wired to each other.
+
+    ``generator_config`` overrides the preset's generator arguments, e.g. ``modalities`` and
+    ``warp_blend`` for the paper's ablation."""
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     if resolution not in PRESETS:
@@ -64,7 +67,7 @@ def build_models(
     else:
         predictor = KeypointPredictor.from_config(preset["keypoints"])
         motion = {"motion_type": "heatmaps", "motion_channels": predictor.config.num_heatmaps}
-    generator = MANGenerator.from_config({**preset["generator"], **motion})
+    generator = MANGenerator.from_config({**preset["generator"], **motion, **generator_config})
     return generator, predictor, MultiscaleDiscriminator.from_config(preset["discriminator"])
 
 

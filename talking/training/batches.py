@@ -104,9 +104,9 @@ class TrainingFrames(Dataset):
         past = np.arange(t - self.history, t)
         history = np.where(past[:, None, None, None] >= 0, frames[np.maximum(past, 0)], frames[s])
         frame = frames[t]
-        landmarks = None if clip.landmarks is None else np.asarray(clip.landmarks[t], dtype=np.float32)
+        marks = None if clip.landmarks is None else np.asarray(clip.landmarks, dtype=np.float32)
+        landmarks = None if marks is None else marks[t]
         if self.align_to_source:
-            marks = np.asarray(clip.landmarks, dtype=np.float32)
             matrix = pose_alignment(landmarks, marks[s])
             frame = align_frame(frame, matrix)
             landmarks = landmarks @ matrix[:, :2].T.astype(np.float32) + matrix[:, 2].astype(np.float32)

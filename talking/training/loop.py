@@ -66,14 +66,9 @@ def build(config: TrainConfig):
     pretraining); ``init_pipeline`` an exported pipeline (see :class:`TrainConfig`).
     """
     set_seed(config.seed)  # before building the models, so the seed decides their init
-    generator, predictor, discriminator = build_models(config.variant, config.resolution)
     overrides = {name: value for name, value in (("modalities", config.modalities),
                                                  ("warp_blend", config.warp_blend)) if value is not None}
-    if overrides:
-        # Without the private keys: diffusers would reset every key listed in
-        # `_use_default_values` (here modalities and warp_blend) to its default.
-        public = {k: v for k, v in generator.config.items() if not k.startswith("_")}
-        generator = type(generator).from_config({**public, **overrides})
+    generator, predictor, discriminator = build_models(config.variant, config.resolution, **overrides)
     if config.init_pipeline:
         generator = type(generator).from_pretrained(Path(config.init_pipeline) / "generator")
         predictor = type(predictor).from_pretrained(Path(config.init_pipeline) / "motion_predictor")

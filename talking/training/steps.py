@@ -31,27 +31,33 @@ def true_motion(predictor, batch: dict) -> torch.Tensor:
     return landmarks_to_heatmaps(batch["landmarks"], batch["frame"].shape[-1])
 
 
-def predict_motion(predictor, batch: dict, history: torch.Tensor | None = None):
-    """The predictor's motion for frame t: (motion (B, C_m, H, W), its own losses (unweighted))."""
+def lip_box(batch: dict) -> torch.Tensor | None:
+    """(B, 1, H, W) lip box of each target frame, or None where the corpus has no landmarks."""
+    return losses.lip_box(batch["landmarks"], *batch["frame"].shape[-2:]) if "landmarks" in batch else None
+
+
+def predict_motion(predictor, batch: dict, history: torch.Tensor | None = None,
+                   box: torch.Tensor | None = None):
+    """The predictor's motion for frame t and its truth, (B, C_m, H, W) each, and the predictor's
+    own losses (unweighted); the lip terms need ``box`` (:func:`lip_box`)."""
     history = batch["history"] if history is None else history
     output = predictor(batch["source"], history, batch["mel"])
-    box = losses.lip_box(batch["landmarks"], *batch["frame"].shape[-2:]) if "landmarks" in batch else None
+    truth = true_motion(predictor, batch)
     if isinstance(output, FlowPredictorOutput):  # the predictor may be wrapped (DDP)
         warped = warp(batch["source"], output.flow)
         terms = {
-            "flow": losses.flow_loss(output.flow, batch["flow"]),
+            "flow": losses.flow_loss(output.flow, truth),
             "kl": kl_divergence(output.mu, output.logvar),
             "warp": F.l1_loss(warped, batch["frame"]),
         }
         if box is not None:
-            terms["lip_flow"] = losses.masked_mean((output.flow - batch["flow"]).square(), box)
+            terms["lip_flow"] = losses.masked_mean((output.flow - truth).square(), box)
             terms["lip_warp"] = losses.masked_mean((warped - batch["frame"]).abs(), box)
-        return output.flow, terms
-    target = true_motion(predictor, batch)
+        return output.flow, truth, terms
     lips = list(LIP_CONTOURS)
-    terms = {"heatmap": losses.heatmap_loss(output.heatmaps, target),
-             "lip_heatmap": losses.heatmap_loss(output.heatmaps[:, lips], target[:, lips])}
-    return output.heatmaps, terms
+    terms = {"heatmap": losses.heatmap_loss(output.heatmaps, truth),
+             "lip_heatmap": losses.heatmap_loss(output.heatmaps[:, lips], truth[:, lips])}
+    return output.heatmaps, truth, terms
 
 
 def weighted(terms: dict[str, torch.Tensor], weights: LossWeights) -> torch.Tensor:
@@ -62,7 +68,7 @@ def weighted(terms: dict[str, torch.Tensor], weights: LossWeights) -> torch.Tens
 def motion_step(predictor, batch: dict, weights: LossWeights,
                 history: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
     """Stage 1: the predictor alone, against the ground-truth flow or heatmaps."""
-    _, terms = predict_motion(predictor, batch, history)
+    _, _, terms = predict_motion(predictor, batch, history, lip_box(batch))
     return weighted(terms, weights), terms
 
 
@@ -97,10 +103,10 @@ def generator_step(
     ``given_true_motion`` the generator renders from the ground-truth motion instead of the
     predictor's (teacher forcing of the motion input).
     """
-    motion, terms = predict_motion(predictor, batch, history)
-    if given_true_motion:
-        motion = true_motion(predictor, batch)
-    output = generator(batch["source"], motion, batch["mel"], batch["pitch"], batch["energy"])
+    box = lip_box(batch)
+    motion, truth, terms = predict_motion(predictor, batch, history, box)
+    output = generator(batch["source"], truth if given_true_motion else motion, batch["mel"],
+                       batch["pitch"], batch["energy"])
     fake = output.frame
     judged = discriminator(fake, batch["source"])
     with torch.no_grad():
@@ -109,8 +115,7 @@ def generator_step(
     terms["feature_matching"] = losses.feature_matching_loss(real, judged)
     terms["mouth_l1"] = losses.lower_half_l1(fake, batch["frame"])
     terms["l1"] = F.l1_loss(fake, batch["frame"])
-    if "landmarks" in batch:
-        box = losses.lip_box(batch["landmarks"], *fake.shape[-2:])
+    if box is not None:
         terms["lip_box_l1"] = losses.masked_mean((fake - batch["frame"]).abs(), box)
         if output.mask_logits is not None:
             # -log(1 - mask): its gradient does not vanish where the mask saturates at 1
