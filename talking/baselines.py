@@ -11,6 +11,10 @@
   mouth when it is loud" animation, drawn by the renderer that made the ground truth, so against
   the static baseline it shows what a loudness-driven mouth is worth, and against MAN what
   learning the mouth's shapes from the mel spectrogram adds.
+- **true mouth, still head**: the same re-rendering with the clip's own ground-truth mouth: what
+  a model would make that keeps the photo's pose and gets the mouth exactly right. Audio cannot
+  tell where the head wanders or when the eyes blink, so against the real, moving frames this is
+  about the best an audio-driven model of a still photo can score on the mouth metrics.
 
 Re-rendering needs the clip's face, scene and motion. The motion is in ``truth.npz``; the face
 and scene are drawn by :func:`talking.corpus.build.build_clip` from its random stream, which
@@ -53,11 +57,24 @@ def energy_opening(clip: Clip) -> np.ndarray:
 
 def energy_frames(clip: Clip, corpus: str | Path) -> np.ndarray:
     """(N, R, R, 3) uint8: the clip's first frame held still, re-rendered with the energy-driven
-    mouth. The camera noise of the first frame is held too (the renderer would draw new noise
-    each frame), so this baseline differs from the static one in the mouth alone."""
-    style, scene, motion = clip_scene(clip, corpus)
+    mouth (every mouth parameter at rest but the jaw)."""
     mouth = np.zeros((clip.num_frames, len(MOUTH_PARAMETERS)), np.float32)
     mouth[:, MOUTH_PARAMETERS.index("jaw_open")] = energy_opening(clip)
+    return still_head_frames(clip, corpus, mouth)
+
+
+def true_mouth_frames(clip: Clip, corpus: str | Path) -> np.ndarray:
+    """(N, R, R, 3) uint8: the clip's first frame held still, re-rendered with the clip's own
+    mouth (its ground-truth visemes)."""
+    return still_head_frames(clip, corpus, clip.truth["mouth"])
+
+
+def still_head_frames(clip: Clip, corpus: str | Path, mouth: np.ndarray) -> np.ndarray:
+    """(N, R, R, 3) uint8: the clip's face re-rendered with head, eyes, brows, gaze and camera
+    noise held as in its first frame, and ``mouth`` (N, len(MOUTH_PARAMETERS)) per frame. The
+    renderer would draw new noise each frame; holding the first frame's makes these frames
+    differ from the static baseline in the mouth alone."""
+    style, scene, motion = clip_scene(clip, corpus)
     renderer = FaceRenderer(style, scene, clip.frames.shape[1])
     first_frame_noise = renderer.rng.bit_generator.state
     yaw, pitch, roll = (float(v) for v in motion.head_pose[0])
@@ -93,7 +110,7 @@ def clip_scene(clip: Clip, corpus: str | Path) -> tuple[FaceStyle, SceneStyle, F
     if not all(np.array_equal(value, truth[name]) for name, value in vars(motion).items()) or \
             not np.array_equal(frame[0], clip.frames[0]):
         raise TalkingError(f"cannot re-render {clip.id}: the corpus at {corpus} was built by another "
-                           "version of the renderer; rebuild it to evaluate the energy baseline")
+                           "version of the renderer; rebuild it to evaluate the re-rendered baselines")
     return style, scene, motion
 
 
@@ -101,7 +118,8 @@ def clip_scene(clip: Clip, corpus: str | Path) -> tuple[FaceStyle, SceneStyle, F
 def _corpus_plan(corpus: str) -> tuple[CorpusConfig, dict[str, ClipPlan]]:
     index = load_index(corpus)
     if index.get("source") != "synthetic" or "config" not in index:
-        raise TalkingError(f"{corpus} is not a synthetic corpus: the energy baseline re-renders its faces")
+        raise TalkingError(f"{corpus} is not a synthetic corpus: the energy and true-mouth baselines "
+                           "re-render its faces")
     config = CorpusConfig(out=corpus, **index["config"])
     return config, {plan.id: plan for plan in plan_corpus(config)}
 

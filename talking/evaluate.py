@@ -9,7 +9,8 @@ landmark estimator (LMD, blinks, sync), the estimator's own error floor.
 
 Metrics (:mod:`talking.metrics`), pooled over every frame of every clip:
 
-- SSIM and PSNR of each frame against the real one, on the whole crop and on its lower half;
+- SSIM and PSNR of each frame against the real one, on the whole crop and on its lower half,
+  and the L1 (mean absolute error) of the lower half;
 - CPBD sharpness of each frame;
 - LMD: mouth landmarks (iBUG 48-67) read off the frames by the landmark estimator
   (:mod:`talking.landmarks`) against the ground-truth landmarks, in pixels of the crop;
@@ -47,6 +48,7 @@ NOT_MEASURED = {
     "LSE-C / LSE-D": "need the pretrained SyncNet; our sync measure uses the ground-truth mouth opening",
 }
 REAL = "real frames"
+TRUE_MOUTH = "true mouth, still head"
 DRIFT_FRAMES = 50  # SSIM by frame index is reported for the first 50 frames (2 s)
 
 
@@ -60,8 +62,8 @@ class EvaluateOptions:
     split: str = dataclasses.field(default="test", metadata={"help": "train, val or test"})
     landmarks: str = dataclasses.field(default="checkpoints/landmarks",
                                        metadata={"help": "the landmark estimator (train/train_landmarks.py)"})
-    baselines: bool = dataclasses.field(default=True,
-                                        metadata={"help": "evaluate the static and energy baselines"})
+    baselines: bool = dataclasses.field(
+        default=True, metadata={"help": "evaluate the static, energy and true-mouth baselines"})
     max_clips: int = dataclasses.field(default=0, metadata={"help": "evaluate the first N clips (0: all)"})
     max_offset: int = dataclasses.field(default=5, metadata={"help": "sync offsets searched, in frames"})
     device: str = dataclasses.field(default="cpu", metadata={"help": "torch device for the networks"})
@@ -123,16 +125,18 @@ def load_estimator(folder: str, device: str, resolution: int) -> LandmarkEstimat
 
 
 def baseline_methods(options: EvaluateOptions) -> dict[str, Method]:
-    from talking.baselines import energy_frames, static_frames
+    from talking.baselines import energy_frames, static_frames, true_mouth_frames
 
     if not options.baselines:
         return {}
-    return {"static": static_frames, "energy": lambda clip: energy_frames(clip, options.corpus)}
+    return {"static": static_frames, "energy": lambda clip: energy_frames(clip, options.corpus),
+            TRUE_MOUTH: lambda clip: true_mouth_frames(clip, options.corpus)}
 
 
 def model_methods(checkpoints: list[str], device: str, resolution: int) -> dict[str, Method]:
     """A method per pipeline folder, named "MAN-<variant>", or "MAN-<variant> (<folder name>)"
-    when several folders hold the same variant (the ablation runs)."""
+    when several folders hold the same variant (the ablation runs), with the folder's whole path
+    where two of them share a name."""
     from talking.pipeline import TalkingFacePipeline
 
     pipelines = []
@@ -145,10 +149,16 @@ def model_methods(checkpoints: list[str], device: str, resolution: int) -> dict[
         if pipeline.resolution != resolution:
             raise TalkingError(f"{folder} makes {pipeline.resolution} px frames; "
                                f"the corpus has {resolution} px")
-        pipelines.append((Path(folder).name, pipeline))
+        pipelines.append((folder, pipeline))
     variants = [pipeline.variant for _, pipeline in pipelines]
-    return {f"MAN-{p.variant}" + (f" ({folder})" if variants.count(p.variant) > 1 else ""): _generator(p)
-            for folder, p in pipelines}
+    names = [Path(folder).name for folder, _ in pipelines]
+    methods = {}
+    for (folder, p), name in zip(pipelines, names, strict=True):
+        label = name if names.count(name) == 1 else str(folder)
+        methods[f"MAN-{p.variant}" + (f" ({label})" if variants.count(p.variant) > 1 else "")] = _generator(p)
+    if len(methods) < len(pipelines):
+        raise TalkingError(f"the same checkpoint is given twice: {list(checkpoints)}")
+    return methods
 
 
 def _generator(pipeline) -> Method:
@@ -172,6 +182,7 @@ def clip_measures(frames: np.ndarray, clip: Clip, track: FaceTrack, max_offset: 
         "ssim_mouth": [metrics.ssim(metrics.mouth_region(f), metrics.mouth_region(r)) for f, r in pairs],
         "psnr": [metrics.psnr(f, r) for f, r in pairs],
         "psnr_mouth": [metrics.psnr(metrics.mouth_region(f), metrics.mouth_region(r)) for f, r in pairs],
+        "l1_mouth": [metrics.l1(metrics.mouth_region(f), metrics.mouth_region(r)) for f, r in pairs],
         "cpbd": [metrics.cpbd(f) for f in frames],
         "lmd": np.linalg.norm(track.landmarks[:, mouth] - landmarks[:, mouth], axis=-1).mean(1).tolist(),
         "blinks": metrics.count_blinks(track.eye_openness),
@@ -192,7 +203,8 @@ def summarize(per_clip: list[dict], max_offset: int) -> dict:
         curve = np.nanmean(np.stack([c["sync"] for c in per_clip]), axis=0)  # (2K+1,)
     offsets = np.arange(-max_offset, max_offset + 1)
     return {
-        **{key: pooled(key) for key in ("ssim", "ssim_mouth", "psnr", "psnr_mouth", "cpbd", "lmd")},
+        **{key: pooled(key) for key in ("ssim", "ssim_mouth", "psnr", "psnr_mouth", "l1_mouth", "cpbd",
+                                        "lmd")},
         "blinks_per_second": sum(c["blinks"] for c in per_clip) / sum(c["seconds"] for c in per_clip),
         "sync_offsets": offsets.tolist(),
         "sync_curve": [None if np.isnan(v) else float(v) for v in curve],

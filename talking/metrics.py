@@ -72,6 +72,14 @@ def psnr(image: np.ndarray, reference: np.ndarray, data_range: float = 255.0) ->
     return float("inf") if mse == 0 else float(10 * np.log10(data_range**2 / mse))
 
 
+def l1(image: np.ndarray, reference: np.ndarray, data_range: float = 255.0) -> float:
+    """Mean absolute difference as a fraction of ``data_range`` (the paper's L1, Eq. 11)."""
+    x, y = _float(image), _float(reference)
+    if x.shape != y.shape:
+        raise ValueError(f"images differ in shape: {x.shape} vs {y.shape}")
+    return float(np.mean(np.abs(x - y)) / data_range)
+
+
 def mouth_region(image: np.ndarray) -> np.ndarray:
     """The lower half of an aligned face crop (H, W, ...) -> (H - H // 2, W, ...)."""
     return image[image.shape[0] // 2:]

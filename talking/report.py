@@ -26,6 +26,7 @@ COLUMNS = (
     ("ssim_mouth", "SSIM mouth", "{:.3f}", "higher"),
     ("psnr", "PSNR (dB)", "{:.2f}", "higher"),
     ("psnr_mouth", "PSNR mouth (dB)", "{:.2f}", "higher"),
+    ("l1_mouth", "L1 mouth", "{:.4f}", "lower"),
     ("cpbd", "CPBD", "{:.3f}", "higher"),
     ("lmd", "LMD mouth (px)", "{:.2f}", "lower"),
     ("blinks_per_second", "blinks/s", "{:.2f}", "near the truth"),

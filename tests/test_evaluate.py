@@ -2,6 +2,7 @@
 landmark estimator it reads frames with."""
 
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -9,9 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from talking.baselines import energy_frames, energy_opening, static_frames
+from talking.baselines import energy_frames, energy_opening, static_frames, true_mouth_frames
 from talking.cli import main
 from talking.data import load_split
+from talking.errors import TalkingError
+from talking.evaluate import model_methods
 from talking.landmarks import LandmarkEstimator, LandmarkTrainConfig, estimate, train_landmarks
 from talking.models import build_models
 from talking.pipeline import TalkingFacePipeline
@@ -51,25 +54,28 @@ def test_evaluate_command_writes_table_json_and_plots(corpus, models, tmp_path):
 
     results = json.loads((out / "results.json").read_text())
     methods = results["methods"]
-    assert list(methods) == ["real frames", "static", "energy", "MAN-optical", "MAN-keypoint"]
+    assert list(methods) == ["real frames", "static", "energy", "true mouth, still head",
+                             "MAN-optical", "MAN-keypoint"]
     assert results["clips"] == len(load_split(corpus, "test"))
     assert methods["real frames"]["ssim"] == pytest.approx(1.0)
     assert methods["real frames"]["psnr"] is None  # identical frames: infinite, not averaged
     assert methods["static"]["sync_correlation"] is None  # a still mouth has no sync
     assert methods["static"]["ssim_by_frame"][0] == pytest.approx(1.0)  # frame 0 is the real one
-    for name in ("static", "energy", "MAN-optical", "MAN-keypoint"):
+    assert methods["real frames"]["l1_mouth"] == 0.0
+    for name in ("static", "energy", "true mouth, still head", "MAN-optical", "MAN-keypoint"):
+        assert 0.0 < methods[name]["l1_mouth"] < 1.0
         assert 0.0 < methods[name]["ssim"] < 1.0
         assert 5.0 < methods[name]["psnr"] < 60.0
         assert methods[name]["sync_offsets"] == list(range(-5, 6))
     assert set(results["not_measured"]) == {"WER", "ACD", "FID", "LSE-C / LSE-D"}
 
     table = (out / "results.md").read_text()
-    assert "| MAN-keypoint |" in table and "SSIM mouth" in table and "WER" in table
+    assert "| MAN-keypoint |" in table and "L1 mouth" in table and "WER" in table
     for plot in ("metrics.png", "sync.png", "drift.png", "frames.png"):
         image = cv2.imread(str(out / plot))
         assert image is not None and image.shape[0] > 100 and image.shape[1] > 300, plot
     strip = cv2.imread(str(out / "frames.png"))
-    assert strip.shape[0] == 5 * 64  # one 64-px row per method
+    assert strip.shape[0] == 6 * 64  # one 64-px row per method
 
 
 def test_evaluate_without_an_estimator_fails_with_one_line(corpus, tmp_path, capsys):
@@ -77,6 +83,19 @@ def test_evaluate_without_an_estimator_fails_with_one_line(corpus, tmp_path, cap
                  "--out", str(tmp_path / "out")])
     assert code == 2
     assert "train_landmarks.py" in capsys.readouterr().err
+
+
+def test_checkpoints_of_one_variant_keep_a_row_each(models, tmp_path):
+    """Two folders of the same name (a candidate beside the shipped one) are two rows, named by
+    their paths; the same folder twice is refused rather than silently evaluated once."""
+    twin = tmp_path / "candidates" / "optical"
+    shutil.copytree(models["optical"], twin)
+    methods = model_methods([str(models["optical"]), str(twin)], "cpu", 64)
+    assert list(methods) == [f"MAN-optical ({models['optical']})", f"MAN-optical ({twin})"]
+    assert list(model_methods([str(models["optical"]), str(models["keypoint"])], "cpu", 64)) == [
+        "MAN-optical", "MAN-keypoint"]
+    with pytest.raises(TalkingError, match="twice"):
+        model_methods([str(twin), str(twin)], "cpu", 64)
 
 
 def test_static_baseline_repeats_the_first_frame(corpus):
@@ -97,6 +116,18 @@ def test_energy_baseline_moves_only_the_mouth_and_follows_loudness(corpus):
     assert opening.min() == 0.0 and opening.max() == pytest.approx(0.6)
     speech = slice(int(clip.meta["speech_start"] * clip.fps) + 2, int(clip.meta["speech_end"] * clip.fps) - 2)
     assert opening[speech].mean() > opening[:2].mean()  # open while speaking, shut in the lead silence
+
+
+def test_true_mouth_baseline_is_the_real_mouth_with_the_first_frames_head(corpus):
+    clip = load_split(corpus, "test")[0]
+    frames, still = true_mouth_frames(clip, corpus), static_frames(clip)
+    assert np.array_equal(frames[0], clip.frames[0])  # frame 0: the real one, re-rendered
+    upper = slice(0, int(0.4 * clip.frames.shape[1]))
+    assert np.array_equal(frames[:, upper], still[:, upper])  # head, eyes and noise held
+    lower = slice(clip.frames.shape[1] // 2, None)
+    moving = np.abs(np.diff(clip.truth["mouth"], axis=0)).sum(1) > 0.05  # the mouth moved
+    changed = np.abs(np.diff(frames[:, lower].astype(int), axis=0)).sum((1, 2, 3)) > 0
+    assert changed[moving].all()  # the rendered mouth follows the true one
 
 
 def test_estimator_starts_from_the_mean_shape_in_pixels():

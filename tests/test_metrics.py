@@ -10,6 +10,7 @@ from talking.metrics import (
     blinks_per_second,
     count_blinks,
     cpbd,
+    l1,
     landmark_distance,
     mouth_region,
     psnr,
@@ -60,6 +61,15 @@ def test_psnr_of_known_noise():
     signs = np.where(np.indices(image.shape).sum(0) % 2 == 0, 1.0, -1.0)
     assert psnr(image + 5 * signs, image) == pytest.approx(10 * np.log10(255**2 / 25))
     assert psnr(image + 5 * signs, image) == pytest.approx(34.151, abs=1e-3)
+
+
+def test_l1_is_the_mean_absolute_difference_in_fractions_of_the_range():
+    image = np.full((8, 8, 3), 100, np.uint8)
+    other = image.copy()
+    other[:4] = 151  # half the pixels 51 grey levels off: 25.5 / 255 = 0.1
+    assert l1(image, image) == 0.0
+    assert l1(other, image) == pytest.approx(0.1)
+    assert l1(other, image) == l1(image, other)
 
 
 def test_mouth_region_is_the_lower_half():

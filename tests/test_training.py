@@ -214,6 +214,34 @@ def test_lip_mask_term_still_pulls_a_saturated_mask_down(corpus):
     assert generator.to_output.bias.grad[3].item() == pytest.approx(1.0, abs=1e-3)
 
 
+def test_photo_mask_term_pulls_the_mask_up_outside_the_lips_only(corpus):
+    """photo_mask is -log(mask) outside the lip box: at a mask of 1/2 everywhere it is log 2,
+    and its gradient raises the mask logit outside the box and leaves the lips alone."""
+    from talking.models import build_models
+    from talking.training.batches import TrainingFrames
+    from talking.training.config import LossWeights
+    from talking.training.steps import generator_step, lip_box
+
+    generator, predictor, discriminator = build_models("optical", 64)
+    with torch.no_grad():
+        generator.to_output.weight[3].zero_()
+        generator.to_output.bias[3] = 0.0  # mask = 1/2
+    logits = []
+    generator.to_output.register_forward_hook(lambda module, args, out: logits.append(out))
+    dataset = TrainingFrames(corpus, "train", align_to_source=True)
+    batch = torch.utils.data.default_collate([dataset[i] for i in range(2)])
+    only = {name: 0.0 for name in LossWeights.__dataclass_fields__}
+    total, terms, _ = generator_step(generator, predictor, discriminator, batch,
+                                     LossWeights(**{**only, "photo_mask": 1.0}))
+    logits[0].retain_grad()
+    total.backward()
+    assert terms["photo_mask"].item() == pytest.approx(math.log(2), abs=1e-5)
+    grad = logits[0].grad[:, 3:]  # (B, 1, H, W) on the mask logit
+    box = lip_box(batch).bool()
+    assert (grad[~box] < 0).all()  # descending the loss raises the mask outside the lips
+    assert (grad[box] == 0).all()
+
+
 def test_modalities_and_warp_blend_overrides_reach_the_generator(corpus, tmp_path):
     from talking.training.loop import build
 

@@ -28,6 +28,9 @@ class LossWeights:
     # the mask saturates at 1 within a few hundred steps, the frame is the (warped) photo, and
     # no gradient reaches the generator's own rendering again; the lips must be rendered.
     lip_mask: float = 0.0
+    # Mean of -log(mask) outside the lip box (our addition): the other side of the same split,
+    # the rest of the face is the (warped) photo's own sharp pixels, not a blurry rendering of it.
+    photo_mask: float = 0.0
     l1: float = 10.0  # L1 on the whole frame
     feature_matching: float = 10.0  # Eq. 12, also our stand-in for the VGG perceptual loss
     flow: float = 1.0  # MSE to the Farneback flow, in pixels^2 (paper 5.6)

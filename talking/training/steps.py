@@ -120,6 +120,8 @@ def generator_step(
         if output.mask_logits is not None:
             # -log(1 - mask): its gradient does not vanish where the mask saturates at 1
             terms["lip_mask"] = losses.masked_mean(F.softplus(output.mask_logits), box)
+            # -log(mask) elsewhere: outside the lips the frame is the (warped) photo
+            terms["photo_mask"] = losses.masked_mean(F.softplus(-output.mask_logits), 1 - box)
     return weighted(terms, weights), terms, fake
 
 
