@@ -11,7 +11,7 @@
   mouth when it is loud" animation, drawn by the renderer that made the ground truth, so against
   the static baseline it shows what a loudness-driven mouth is worth, and against MAN what
   learning the mouth's shapes from the mel spectrogram adds.
-- **true mouth, still head**: the same re-rendering with the clip's own ground-truth mouth: what
+- **true mouth**: the same re-rendering (head still) with the clip's own ground-truth mouth: what
   a model would make that keeps the photo's pose and gets the mouth exactly right. Audio cannot
   tell where the head wanders or when the eyes blink, so against the real, moving frames this is
   about the best an audio-driven model of a still photo can score on the mouth metrics.

@@ -48,7 +48,7 @@ NOT_MEASURED = {
     "LSE-C / LSE-D": "need the pretrained SyncNet; our sync measure uses the ground-truth mouth opening",
 }
 REAL = "real frames"
-TRUE_MOUTH = "true mouth, still head"
+TRUE_MOUTH = "true mouth"
 DRIFT_FRAMES = 50  # SSIM by frame index is reported for the first 50 frames (2 s)
 
 
