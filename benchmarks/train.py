@@ -37,20 +37,24 @@ def throughput(variant: str, corpus: Path, batch_size: int, steps: int) -> dict[
         g_opt.step()
         g_opt.zero_grad()
 
-    def man(batch, self_fed: bool = False) -> None:
+    def man(batch, self_fed: bool = False, weights: LossWeights = weights) -> None:
         history = self_fed_history(generator, predictor, batch) if self_fed else None
         total, _, fake = generator_step(generator, predictor, discriminator, batch, weights, history)
         total.backward()
         g_opt.step()
         g_opt.zero_grad()
-        d_opt.zero_grad()
-        d_total, _ = discriminator_step(discriminator, batch, fake, weights)
-        d_total.backward()
-        d_opt.step()
-        d_opt.zero_grad()
+        if weights.uses_discriminator:  # as the training loop: no GAN term, no discriminator
+            d_opt.zero_grad()
+            d_total, _ = discriminator_step(discriminator, batch, fake, weights)
+            d_total.backward()
+            d_opt.step()
+            d_opt.zero_grad()
 
     results = {}
-    for name, step in (("motion", motion), ("man", man), ("man self-fed", lambda b: man(b, True))):
+    l1_alone = LossWeights(adversarial=0.0, cam=0.0, feature_matching=0.0)  # stage 3 (*_finetune.yaml)
+    stages = (("motion", motion), ("man", man), ("man self-fed", lambda b: man(b, True)),
+              ("man L1 alone", lambda b: man(b, weights=l1_alone)))
+    for name, step in stages:
         batches = iter(data)
         step(next(batches))  # warm-up
         start = time.perf_counter()

@@ -139,6 +139,8 @@ def model_methods(checkpoints: list[str], device: str, resolution: int) -> dict[
     where two of them share a name."""
     from talking.pipeline import TalkingFacePipeline
 
+    if len({Path(folder).resolve() for folder in checkpoints}) < len(checkpoints):
+        raise TalkingError(f"the same checkpoint is given twice: {list(checkpoints)}")
     pipelines = []
     for folder in checkpoints:
         if not (Path(folder) / "model_index.json").is_file():
@@ -156,8 +158,6 @@ def model_methods(checkpoints: list[str], device: str, resolution: int) -> dict[
     for (folder, p), name in zip(pipelines, names, strict=True):
         label = name if names.count(name) == 1 else str(folder)
         methods[f"MAN-{p.variant}" + (f" ({label})" if variants.count(p.variant) > 1 else "")] = _generator(p)
-    if len(methods) < len(pipelines):
-        raise TalkingError(f"the same checkpoint is given twice: {list(checkpoints)}")
     return methods
 
 

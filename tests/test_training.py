@@ -242,6 +242,32 @@ def test_photo_mask_term_pulls_the_mask_up_outside_the_lips_only(corpus):
     assert (grad[box] == 0).all()
 
 
+def test_without_gan_weights_the_discriminator_is_not_run(corpus):
+    """Stage 3 trains by L1 alone: with the adversarial, CAM and feature-matching weights at 0 no
+    term reads the discriminator, so it is not run; the other terms are those of a full step."""
+    from talking.models import build_models
+    from talking.training.batches import TrainingFrames
+    from talking.training.config import LossWeights
+    from talking.training.steps import generator_step
+
+    generator, predictor, discriminator = build_models("optical", 64)
+    calls = []
+    discriminator.register_forward_hook(lambda module, args, out: calls.append(1))
+    dataset = TrainingFrames(corpus, "train", align_to_source=True)
+    batch = torch.utils.data.default_collate([dataset[i] for i in range(2)])
+    l1_only = LossWeights(adversarial=0.0, cam=0.0, feature_matching=0.0)
+    assert not l1_only.uses_discriminator and LossWeights().uses_discriminator
+    torch.manual_seed(0)
+    _, terms, _ = generator_step(generator, predictor, discriminator, batch, l1_only)
+    assert not calls
+    torch.manual_seed(0)
+    _, full, _ = generator_step(generator, predictor, discriminator, batch, LossWeights())
+    assert calls
+    assert set(full) - set(terms) == {"adversarial", "cam", "feature_matching"}
+    for name, value in terms.items():
+        torch.testing.assert_close(value, full[name])
+
+
 def test_modalities_and_warp_blend_overrides_reach_the_generator(corpus, tmp_path):
     from talking.training.loop import build
 

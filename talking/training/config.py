@@ -43,6 +43,11 @@ class LossWeights:
     lip_warp: float = 0.0
     lip_heatmap: float = 0.0
 
+    @property
+    def uses_discriminator(self) -> bool:
+        """Whether any term reads the discriminator; if none does, stage "man" skips it."""
+        return any((self.adversarial, self.cam, self.feature_matching))
+
 
 @dataclass
 class TrainConfig:

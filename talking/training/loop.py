@@ -214,15 +214,16 @@ def _step(config: TrainConfig, models, optimizers, batch, accelerator, step: int
     _clip(config, accelerator, generator, predictor)
     g_optimizer.step()
     g_optimizer.zero_grad(set_to_none=True)
-    d_optimizer.zero_grad(set_to_none=True)  # drop what the generator's loss left on D
-    d_total, d_terms = discriminator_step(discriminator, batch, fake, config.loss)
-    accelerator.backward(d_total)
-    _clip(config, accelerator, discriminator)
-    d_optimizer.step()
-    d_optimizer.zero_grad(set_to_none=True)
-    logs = {"total": total.item(), "d_total": d_total.item(), "self_fed": float(kind == "self_fed"),
-            "true_motion": float(given_true_motion)}
-    logs.update({k: v.item() for k, v in {**terms, **d_terms}.items()})
+    logs = {"total": total.item(), "self_fed": float(kind == "self_fed"),
+            "true_motion": float(given_true_motion), **{k: v.item() for k, v in terms.items()}}
+    if config.loss.uses_discriminator:  # with every GAN weight at 0 nothing would train it
+        d_optimizer.zero_grad(set_to_none=True)  # drop what the generator's loss left on D
+        d_total, d_terms = discriminator_step(discriminator, batch, fake, config.loss)
+        accelerator.backward(d_total)
+        _clip(config, accelerator, discriminator)
+        d_optimizer.step()
+        d_optimizer.zero_grad(set_to_none=True)
+        logs.update({"d_total": d_total.item(), **{k: v.item() for k, v in d_terms.items()}})
     return logs
 
 

@@ -108,11 +108,12 @@ def generator_step(
     output = generator(batch["source"], truth if given_true_motion else motion, batch["mel"],
                        batch["pitch"], batch["energy"])
     fake = output.frame
-    judged = discriminator(fake, batch["source"])
-    with torch.no_grad():
-        real = discriminator(batch["frame"], batch["source"])
-    terms["adversarial"], terms["cam"] = losses.generator_adversarial_loss(judged)
-    terms["feature_matching"] = losses.feature_matching_loss(real, judged)
+    if weights.uses_discriminator:
+        judged = discriminator(fake, batch["source"])
+        with torch.no_grad():
+            real = discriminator(batch["frame"], batch["source"])
+        terms["adversarial"], terms["cam"] = losses.generator_adversarial_loss(judged)
+        terms["feature_matching"] = losses.feature_matching_loss(real, judged)
     terms["mouth_l1"] = losses.lower_half_l1(fake, batch["frame"])
     terms["l1"] = F.l1_loss(fake, batch["frame"])
     if box is not None:
