@@ -11,6 +11,13 @@ Metrics (:mod:`talking.metrics`), pooled over every frame of every clip:
 
 - SSIM and PSNR of each frame against the real one, on the whole crop and on its lower half,
   and the L1 (mean absolute error) of the lower half;
+- the L1 of the lips against the real frame *registered* into the first frame's head pose
+  (:mod:`talking.pose`, by the ground-truth landmarks: the targets training uses), in the clip's
+  lip box (:func:`registered_lip_box`). A model of a still photo keeps the photo's pose, and no
+  audio tells where the real head wanders: against the unregistered frames even the exact real
+  mouth drawn into the still photo scores worse than the closed one, because a moving mouth in
+  the wrong place costs twice. Registered, what is left in the box is the lips and the camera's
+  noise. The real frames' own row shows what the wander alone costs there;
 - CPBD sharpness of each frame;
 - LMD: mouth landmarks (iBUG 48-67) read off the frames by the landmark estimator
   (:mod:`talking.landmarks`) against the ground-truth landmarks, in pixels of the crop;
@@ -40,6 +47,7 @@ from talking import metrics
 from talking.data import Clip, load_split
 from talking.errors import TalkingError
 from talking.landmarks import FaceTrack, LandmarkEstimator, clip_targets, estimate
+from talking.pose import pose_alignment, register_frames
 
 NOT_MEASURED = {
     "WER": "needs a pretrained lip-reading network (LipNet, trained on GRID)",
@@ -175,6 +183,8 @@ def clip_measures(frames: np.ndarray, clip: Clip, track: FaceTrack, max_offset: 
     """Per-frame measures of one clip's ``frames`` against its real frames and ground truth."""
     real = np.asarray(clip.frames)
     landmarks, _, jaw = clip_targets(clip)
+    registered = register_frames(real, landmarks, landmarks[0])
+    lips = (slice(None), *registered_lip_box(landmarks))
     mouth = metrics.MOUTH_LANDMARKS
     pairs = list(zip(frames, real, strict=True))
     return {
@@ -183,12 +193,27 @@ def clip_measures(frames: np.ndarray, clip: Clip, track: FaceTrack, max_offset: 
         "psnr": [metrics.psnr(f, r) for f, r in pairs],
         "psnr_mouth": [metrics.psnr(metrics.mouth_region(f), metrics.mouth_region(r)) for f, r in pairs],
         "l1_mouth": [metrics.l1(metrics.mouth_region(f), metrics.mouth_region(r)) for f, r in pairs],
+        "l1_lips_registered": [metrics.l1(f, r) for f, r in zip(frames[lips], registered[lips], strict=True)],
         "cpbd": [metrics.cpbd(f) for f in frames],
         "lmd": np.linalg.norm(track.landmarks[:, mouth] - landmarks[:, mouth], axis=-1).mean(1).tolist(),
         "blinks": metrics.count_blinks(track.eye_openness),
         "seconds": len(frames) / clip.fps,
         "sync": metrics.sync_curve(track.mouth_opening, jaw, max_offset)[1],
     }
+
+
+def registered_lip_box(landmarks: np.ndarray, margin: float = 0.25) -> tuple[slice, slice]:
+    """Rows and columns of a clip's lip box: the bounding box of its lip landmarks (48-67) in
+    every frame, each frame registered into the first frame's head pose, grown by ``margin`` of
+    its size on every side. landmarks: (N, 68, 2) in pixels."""
+    lips = np.concatenate([
+        marks[48:68] @ matrix[:, :2].T + matrix[:, 2]
+        for marks, matrix in ((m, pose_alignment(m, landmarks[0])) for m in landmarks)
+    ])
+    low, high = lips.min(0), lips.max(0)
+    grow = (high - low) * margin
+    (x0, y0), (x1, y1) = np.floor(low - grow).astype(int), np.ceil(high + grow).astype(int)
+    return slice(max(y0, 0), y1 + 1), slice(max(x0, 0), x1 + 1)
 
 
 def summarize(per_clip: list[dict], max_offset: int) -> dict:
@@ -203,8 +228,8 @@ def summarize(per_clip: list[dict], max_offset: int) -> dict:
         curve = np.nanmean(np.stack([c["sync"] for c in per_clip]), axis=0)  # (2K+1,)
     offsets = np.arange(-max_offset, max_offset + 1)
     return {
-        **{key: pooled(key) for key in ("ssim", "ssim_mouth", "psnr", "psnr_mouth", "l1_mouth", "cpbd",
-                                        "lmd")},
+        **{key: pooled(key) for key in ("ssim", "ssim_mouth", "psnr", "psnr_mouth", "l1_mouth",
+                                        "l1_lips_registered", "cpbd", "lmd")},
         "blinks_per_second": sum(c["blinks"] for c in per_clip) / sum(c["seconds"] for c in per_clip),
         "sync_offsets": offsets.tolist(),
         "sync_curve": [None if np.isnan(v) else float(v) for v in curve],

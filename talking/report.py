@@ -27,6 +27,7 @@ COLUMNS = (
     ("psnr", "PSNR (dB)", "{:.2f}", "higher"),
     ("psnr_mouth", "PSNR mouth (dB)", "{:.2f}", "higher"),
     ("l1_mouth", "L1 mouth", "{:.4f}", "lower"),
+    ("l1_lips_registered", "L1 lips, registered", "{:.4f}", "lower"),
     ("cpbd", "CPBD", "{:.3f}", "higher"),
     ("lmd", "LMD mouth (px)", "{:.2f}", "lower"),
     ("blinks_per_second", "blinks/s", "{:.2f}", "near the truth"),

@@ -8,13 +8,8 @@ import pytest
 import torch
 
 from talking.models import warp
-from talking.training.batches import (
-    RIGID_LANDMARKS,
-    TrainingFrames,
-    align_frame,
-    farneback_flow,
-    pose_alignment,
-)
+from talking.pose import RIGID_LANDMARKS, align_frame, pose_alignment
+from talking.training.batches import TrainingFrames, farneback_flow
 
 
 @pytest.fixture(scope="module")

@@ -173,8 +173,15 @@ def test_return_dict_false_gives_the_same_tensors_as_a_tuple(spec):
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.model_class.__name__)
 def test_gradients_reach_every_parameter(spec):
     model = spec.model_class(**spec.get_init_dict(64))
-    loss = sum(t.float().square().mean() for t in tensors(model(**spec.get_dummy_inputs(64))))
-    loss.backward()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-2)
+    # Two passes: residual branches that start at zero (the generator's decoder blocks) pass no
+    # gradient back through their zero conv until one step has moved it.
+    for step in range(2):
+        optimizer.zero_grad()
+        loss = sum(t.float().square().mean() for t in tensors(model(**spec.get_dummy_inputs(64))))
+        loss.backward()
+        if step == 0:
+            optimizer.step()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.isfinite().all()]
     assert missing == []
     # Not only reached: every parameter tensor gets a non-zero gradient.
@@ -256,7 +263,8 @@ def test_image_modality_off_removes_the_image_encoder_heads_and_weights():
     off = MANGenerator(**GeneratorSpec.get_init_dict(64), modalities=["motion", "mel", "pitch", "energy"])
     assert "image" in on.spatial_encoders and "image" not in off.spatial_encoders
     image_parameters = sum(p.numel() for n, p in on.named_parameters() if "image" in n.split("."))
-    rho_columns = 2 * 2 * on.config.num_blocks  # (gamma, beta) x two MAN layers per block
+    man_layers = sum(isinstance(m, MultimodalAdaptiveNorm) for m in on.modules())
+    rho_columns = 2 * man_layers  # a (gamma, beta) column of rho per MAN layer
     assert on.num_parameters() - off.num_parameters() == image_parameters + rho_columns
 
 
@@ -322,11 +330,36 @@ def test_fresh_generator_starts_close_to_the_photo():
         ({"decoder_channels": [8]}, "decoder_channels"),
         ({"resolution": 66}, "divisible"),
         ({"num_blocks": 0}, "num_blocks"),
+        ({"decoder_blocks": -1}, "decoder_blocks"),
     ],
 )
 def test_generator_rejects_a_bad_config(change, message):
     with pytest.raises(ValueError, match=message):
         MANGenerator(**{**GeneratorSpec.get_init_dict(64), **change})
+
+
+def test_grown_generator_renders_the_same_frames_and_trains_its_new_blocks(tmp_path):
+    """Stage 4: a generator saved without decoder blocks grows them; they start as the identity
+    (the frames do not change) and get gradients, and every saved weight is kept."""
+    torch.manual_seed(0)
+    plain = MANGenerator(**GeneratorSpec.get_init_dict(64), decoder_blocks=0).eval()
+    plain.save_pretrained(tmp_path)
+    grown = MANGenerator.grown_from(tmp_path, decoder_blocks=1).eval()
+    assert grown.config.decoder_blocks == 1 and len(grown.decoder_man) == 2  # one per stage
+    inputs = GeneratorSpec.get_dummy_inputs(64)
+    torch.testing.assert_close(grown(**inputs).frame, plain(**inputs).frame)
+    for name, weight in plain.state_dict().items():
+        torch.testing.assert_close(grown.state_dict()[name], weight)
+
+    grown(**inputs).frame.square().mean().backward()
+    new = [p.grad for name, p in grown.named_parameters() if name.startswith("decoder_man.")]
+    assert any(g is not None and g.abs().sum() > 0 for g in new)
+
+
+def test_grown_from_refuses_a_change_that_is_not_growth(tmp_path):
+    MANGenerator(**GeneratorSpec.get_init_dict(64), decoder_blocks=0).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="does not grow"):
+        MANGenerator.grown_from(tmp_path, decoder_blocks=1, num_blocks=2)
 
 
 def test_generator_rejects_a_source_of_the_wrong_size():

@@ -7,6 +7,14 @@ Data flow, one frame per batch element::
         --MAN residual blocks (conditioned on image, motion, mel, pitch, energy)-->
         --CAM layer--> --upsampling decoder--> RGB (tanh) and blend mask (sigmoid)
 
+Every decoder stage (nearest upsampling and a conv) is followed by ``decoder_blocks`` MAN residual
+blocks at that stage's resolution, whose image and motion conditions are encoded from the source
+and the motion resized to that resolution (SPADE conditions every resolution the same way). The
+trunk's conditions live at H/2^n, a quarter of the lips' height at 128 px: from them alone the
+decoder draws the lips as a blurred band, even from the exact lip contours. The decoder blocks'
+last convolutions start at zero, so a generator grown from one without them (``decoder_blocks=0``,
+see :meth:`MANGenerator.grow`) renders exactly the same frames before it is trained on.
+
 Our addition (DESIGN section 5, ``warp_blend=True``): the decoder also predicts a mask ``m`` and
 the frame is ``m * warp(source, flow) + (1 - m) * synthesised``; the keypoint variant, which has
 no flow, blends with the unwarped source. Skin, eyes and hair then come from the photo's own
@@ -21,8 +29,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import pairwise
+from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
@@ -72,24 +82,30 @@ class GeneratorOutput(BaseOutput):
 class SourceFeatures:
     """What the generator keeps of the person's image for a whole clip (see ``encode_source``).
 
-    image: (B, 3, H, W); trunk: (B, C, H/2^n, W/2^n); spatial: {"image": (B, cond, h, w)} when on.
+    image: (B, 3, H, W); trunk: (B, C, H/2^n, W/2^n); spatial: {"image": (B, cond, h, w)} when on;
+    decoder_spatial: the same per decoder stage, at its resolution (empty without decoder blocks).
     """
 
     image: torch.Tensor
     trunk: torch.Tensor
     spatial: dict[str, torch.Tensor]
+    decoder_spatial: list[dict[str, torch.Tensor]]
 
 
 class MANResBlock(nn.Module):
     """x + conv(act(MAN(conv(act(MAN(x)))))) at constant width (SPADE's residual block with MAN)."""
 
-    def __init__(self, channels: int, spatial: dict[str, int], vector: dict[str, int]) -> None:
+    def __init__(self, channels: int, spatial: dict[str, int], vector: dict[str, int],
+                 zero_init: bool = False) -> None:
         super().__init__()
         self.norm1 = MultimodalAdaptiveNorm(channels, spatial, vector)
         self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
         self.norm2 = MultimodalAdaptiveNorm(channels, spatial, vector)
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
         self.act = activation()
+        if zero_init:  # the block starts as the identity
+            nn.init.zeros_(self.conv2.weight)
+            nn.init.zeros_(self.conv2.bias)
 
     def forward(self, x: torch.Tensor, spatial: dict, vector: dict) -> torch.Tensor:
         h = self.conv1(self.act(self.norm1(x, spatial, vector)))
@@ -117,7 +133,8 @@ class MANGenerator(ModelMixin, ConfigMixin):
         encoder_channels: widths of the image encoder, the first at H, each next one at half the
             resolution of the one before; the last is the width of the residual blocks.
         decoder_channels: widths of the upsampling decoder, one per doubling, ending at H.
-        num_blocks: MAN residual blocks.
+        num_blocks: MAN residual blocks at the trunk's resolution.
+        decoder_blocks: MAN residual blocks after each decoder stage, at its resolution.
         condition_channels: width of the image and motion feature maps fed to MAN.
         audio_channels: width of the mel, pitch and energy embeddings fed to MAN.
         warp_blend: blend the output with the (warped) source through a predicted mask.
@@ -138,6 +155,7 @@ class MANGenerator(ModelMixin, ConfigMixin):
         encoder_channels: tuple[int, ...] = (8, 24, 48),
         decoder_channels: tuple[int, ...] = (24, 8),
         num_blocks: int = 3,
+        decoder_blocks: int = 1,
         condition_channels: int = 32,
         audio_channels: int = 64,
         warp_blend: bool = True,
@@ -177,12 +195,24 @@ class MANGenerator(ModelMixin, ConfigMixin):
         )
         self.cam = CAMHead(encoder_channels[-1])
 
-        # Decoder: nearest upsampling + conv per doubling, thin at full resolution.
+        # Decoder: nearest upsampling + conv per doubling, thin at full resolution, each stage
+        # followed by MAN blocks conditioned at its own resolution (stage i is at H / 2^(n-1-i)).
         widths = [encoder_channels[-1], *decoder_channels]
-        self.decoder = nn.Sequential(*(
+        self.decoder = nn.ModuleList(
             nn.Sequential(nn.Upsample(scale_factor=2.0, mode="nearest"), conv_block("conv", a, b))
             for a, b in pairwise(widths)
-        ))
+        )
+        # A stage's image and motion conditions are as wide as the stage (cheap at full size).
+        self.decoder_conditions = nn.ModuleList(
+            nn.ModuleDict({name: conv_block(spatial_encoder, spatial_in[name], width)
+                           for name in self.spatial_encoders})
+            for width in decoder_channels if decoder_blocks
+        )
+        self.decoder_man = nn.ModuleList(
+            nn.ModuleList(MANResBlock(width, dict.fromkeys(spatial, width), vector, zero_init=True)
+                          for _ in range(decoder_blocks))
+            for width in decoder_channels if decoder_blocks
+        )
         self.to_output = nn.Conv2d(decoder_channels[-1], 4 if warp_blend else 3, 3, padding=1)
         if warp_blend:
             with torch.no_grad():
@@ -223,6 +253,21 @@ class MANGenerator(ModelMixin, ConfigMixin):
             )
         if config.num_blocks < 1:
             raise ValueError(f"num_blocks must be at least 1, got {config.num_blocks}")
+        if config.decoder_blocks < 0:
+            raise ValueError(f"decoder_blocks must not be negative, got {config.decoder_blocks}")
+
+    @classmethod
+    def grown_from(cls, folder: str | Path, **changes) -> MANGenerator:
+        """The generator saved in ``folder`` with config ``changes`` that add decoder blocks
+        (e.g. ``decoder_blocks=1`` to one saved with 0): every saved weight is loaded, the new
+        blocks start as the identity, so the grown generator renders the same frames."""
+        model = cls.from_config({**cls.load_config(folder), **changes})
+        missing, unexpected = model.load_state_dict(cls.from_pretrained(folder).state_dict(), strict=False)
+        other = [key for key in missing if not key.startswith(("decoder_man.", "decoder_conditions."))]
+        if other or unexpected:
+            raise ValueError(f"{folder} does not grow into {changes}: missing {other[:3]}, "
+                             f"unexpected {unexpected[:3]}")
+        return model
 
     @property
     def uses_motion(self) -> bool:
@@ -236,7 +281,17 @@ class MANGenerator(ModelMixin, ConfigMixin):
         if source.ndim != 4 or source.shape[1] != 3 or tuple(source.shape[-2:]) != size:
             raise ValueError(f"source must be (B, 3, {size[0]}, {size[1]}), got {tuple(source.shape)}")
         spatial = {"image": self.spatial_encoders["image"](source)} if "image" in self.modalities else {}
-        return SourceFeatures(image=source, trunk=self.encoder(source), spatial=spatial)
+        decoder_spatial = [
+            {"image": conditions["image"](self._resize(source, stage))} if "image" in conditions else {}
+            for stage, conditions in enumerate(self.decoder_conditions)
+        ]
+        return SourceFeatures(image=source, trunk=self.encoder(source), spatial=spatial,
+                              decoder_spatial=decoder_spatial)
+
+    def _resize(self, x: torch.Tensor, stage: int) -> torch.Tensor:
+        """Full-resolution ``x`` (B, C, H, W) averaged down to decoder stage ``stage``'s size."""
+        factor = 2 ** (len(self.decoder) - 1 - stage)
+        return F.avg_pool2d(x, factor) if factor > 1 else x
 
     def encode_audio(
         self,
@@ -279,8 +334,18 @@ class MANGenerator(ModelMixin, ConfigMixin):
         for block in self.blocks:
             x = block(x, spatial, audio)
         x, cam_logits, attention = self.cam(x)
-        # 3. decode, then blend with the (warped) source
-        out = self.to_output(self.decoder(x))
+        # 3. decode, conditioned again at every stage's resolution
+        for stage, upsample in enumerate(self.decoder):
+            x = upsample(x)
+            if self.decoder_man:
+                stage_spatial = dict(source.decoder_spatial[stage])
+                if "motion" in self.modalities:
+                    conditions = self.decoder_conditions[stage]["motion"]
+                    stage_spatial["motion"] = conditions(self._resize(motion, stage))
+                for block in self.decoder_man[stage]:
+                    x = block(x, stage_spatial, audio)
+        # 4. blend with the (warped) source
+        out = self.to_output(x)
         synthesised = torch.tanh(out[:, :3])
         if not config.warp_blend:
             return GeneratorOutput(synthesised, None, cam_logits, attention)

@@ -17,8 +17,8 @@ One sample, for frame ``t`` of a clip (tensors; frames in [-1, 1])::
     landmarks       (68, 2)           when the corpus has them
 
 With ``align_to_source`` (needs landmarks), the frame, the history and the landmarks are moved
-into the source's head pose first: a similarity transform fitted on the landmarks that do not
-move with speech or blinks (eye corners, nose, upper jaw) maps each frame onto the source. Audio
+into the source's head pose first (:mod:`talking.pose`: a similarity transform fitted on the
+landmarks that do not move with speech or blinks maps each frame onto the source). Audio
 cannot tell where a head wanders, only what the mouth, eyes and brows do; with the wander taken
 out of the targets, the losses measure exactly what the model is asked to predict, and the model
 keeps the photo's pose at inference.
@@ -35,6 +35,7 @@ from torch.utils.data import Dataset
 
 from talking.config import HISTORY
 from talking.data import Clip, load_index
+from talking.pose import align_frame, pose_alignment
 
 
 def farneback_flow(frame: np.ndarray, source: np.ndarray) -> np.ndarray:
@@ -47,26 +48,6 @@ def farneback_flow(frame: np.ndarray, source: np.ndarray) -> np.ndarray:
     flow = cv2.calcOpticalFlowFarneback(target, reference, None, pyr_scale=0.5, levels=3,
                                         winsize=15, iterations=3, poly_n=5, poly_sigma=1.2, flags=0)
     return flow.transpose(2, 0, 1)
-
-
-# iBUG-68 points that move with the head only: jaw top (0-2, 14-16), nose (27-35), eye corners.
-RIGID_LANDMARKS = np.array([0, 1, 2, 14, 15, 16, *range(27, 36), 36, 39, 42, 45])
-
-
-def pose_alignment(landmarks: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """(2, 3) similarity transform taking ``landmarks`` (68, 2) onto ``reference`` (68, 2), in
-    pixels, fitted by least squares on :data:`RIGID_LANDMARKS`."""
-    matrix, _ = cv2.estimateAffinePartial2D(landmarks[RIGID_LANDMARKS].astype(np.float32),
-                                            reference[RIGID_LANDMARKS].astype(np.float32),
-                                            method=cv2.LMEDS)
-    return np.eye(2, 3) if matrix is None else matrix
-
-
-def align_frame(frame: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """``frame`` (H, W, 3) uint8 moved by the (2, 3) transform; edges repeat the border."""
-    height, width = frame.shape[:2]
-    return cv2.warpAffine(frame, matrix, (width, height), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE)
 
 
 def _image(frames: np.ndarray) -> torch.Tensor:

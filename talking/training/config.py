@@ -76,6 +76,9 @@ class TrainConfig:
     # Blend with the warped photo through a predicted mask (None: the generator's default, on);
     # the ablation's "base" turns it off so that no flow reaches the frame.
     warp_blend: bool | None = None
+    # MAN blocks after each decoder stage (None: the generator's default, 1). Set on a run that
+    # starts from an `init_pipeline` without them, it grows them (MANGenerator.grown_from).
+    decoder_blocks: int | None = None
     # Move every target frame (and its history and landmarks) into the source's head pose, so
     # the model learns what audio predicts and keeps the photo's pose (see batches.py).
     align_to_source: bool = False

@@ -67,10 +67,14 @@ def build(config: TrainConfig):
     """
     set_seed(config.seed)  # before building the models, so the seed decides their init
     overrides = {name: value for name, value in (("modalities", config.modalities),
-                                                 ("warp_blend", config.warp_blend)) if value is not None}
+                                                 ("warp_blend", config.warp_blend),
+                                                 ("decoder_blocks", config.decoder_blocks))
+                 if value is not None}
     generator, predictor, discriminator = build_models(config.variant, config.resolution, **overrides)
     if config.init_pipeline:
-        generator = type(generator).from_pretrained(Path(config.init_pipeline) / "generator")
+        folder = Path(config.init_pipeline) / "generator"
+        generator = (type(generator).from_pretrained(folder) if config.decoder_blocks is None
+                     else type(generator).grown_from(folder, decoder_blocks=config.decoder_blocks))
         predictor = type(predictor).from_pretrained(Path(config.init_pipeline) / "motion_predictor")
     if config.init_from:
         folder = Path(config.init_from) / PREDICTOR_FOLDER
