@@ -84,6 +84,51 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (values * mask).sum() / (mask.sum() * values.shape[1]).clamp_min(1)
 
 
+def sample_at(maps: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """``maps`` (B, C, H, W) read bilinearly at ``points`` (B, P, 2), (x, y) in pixels with pixel
+    centres at integer coordinates -> (B, P, C)."""
+    height, width = maps.shape[-2:]
+    grid = torch.stack([(2 * points[..., 0] + 1) / width - 1, (2 * points[..., 1] + 1) / height - 1], -1)
+    return F.grid_sample(maps, grid[:, :, None], mode="bilinear", padding_mode="border",
+                         align_corners=False)[..., 0].transpose(1, 2)
+
+
+def lip_landmark_flow_loss(flow: torch.Tensor, landmarks: torch.Tensor,
+                           source_landmarks: torch.Tensor) -> torch.Tensor:
+    """L1, in pixels, of a backward flow (B, 2, H, W) at the frame's lip landmarks (B, 68, 2)
+    against where those lip points are in the source (``source_landmarks``, (B, 68, 2)).
+
+    The flow that makes ``frame ~ warp(source, flow)`` carries each pixel of the frame to its
+    place in the source, so at a lip landmark it must be the landmark's displacement. Unlike the
+    MSE to the Farneback flow (dense, but smeared where the mouth opens and teeth appear), this
+    target is exact, and L1 makes the prediction commit to one opening rather than the mean."""
+    lips = slice(48, 68)
+    return (sample_at(flow, landmarks[:, lips]) - (source_landmarks - landmarks)[:, lips]).abs().mean()
+
+
+def contour_centroids(heatmaps: torch.Tensor, box: torch.Tensor) -> torch.Tensor:
+    """(B, K, 2) centroid (x, y) in pixels of each heatmap (B, K, H, W), its negative part
+    dropped, inside ``box`` (B, 1, H, W)."""
+    height, width = heatmaps.shape[-2:]
+    weights = heatmaps.clamp_min(0) * box
+    mass = weights.sum((-2, -1)).clamp_min(1e-6)  # (B, K)
+    ys = torch.arange(height, device=heatmaps.device, dtype=heatmaps.dtype)
+    xs = torch.arange(width, device=heatmaps.device, dtype=heatmaps.dtype)
+    x = (weights.sum(-2) * xs).sum(-1) / mass
+    y = (weights.sum(-1) * ys).sum(-1) / mass
+    return torch.stack([x, y], dim=-1)
+
+
+def centroid_loss(predicted: torch.Tensor, target: torch.Tensor, box: torch.Tensor) -> torch.Tensor:
+    """L1, in pixels, between the centroids of predicted and true contour heatmaps (B, K, H, W)
+    inside ``box`` (B, 1, H, W).
+
+    Heatmap MSE, when the contour's place is uncertain, is lowest for a smeared band at the mean
+    place: the lips then barely open. The centroid of the band is where the contour is drawn, so
+    this term moves it to the true place (the median, under L1) whatever the band's width."""
+    return (contour_centroids(predicted, box) - contour_centroids(target, box)).abs().mean()
+
+
 def flow_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """MSE of a predicted flow (B, 2, H, W) against the Farneback flow (paper 5.6)."""
     return F.mse_loss(predicted, target)

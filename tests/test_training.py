@@ -13,7 +13,7 @@ import yaml
 from safetensors.torch import load_file
 
 from talking.pipeline import TalkingFacePipeline
-from talking.training.config import TrainConfig, load_config
+from talking.training.config import LossWeights, TrainConfig, load_config
 from talking.training.loop import export_checkpoint, latest_checkpoint, train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,6 +67,26 @@ def test_both_stages_train_with_finite_losses_and_export_a_pipeline(corpus, tmp_
     again = TalkingFacePipeline.from_pretrained(export_checkpoint(man.run_dir, out=tmp_path / "again"))
     for name, value in pipeline.generator.state_dict().items():
         torch.testing.assert_close(again.generator.state_dict()[name], value, rtol=0, atol=0)
+
+
+def test_a_run_from_a_pipeline_grows_its_decoder_and_exports_its_own_architecture(corpus, tmp_path):
+    """Stage 4 grows MAN blocks into the decoder of an exported pipeline; a later run from that
+    pipeline, whose YAML does not say so, still exports the grown architecture."""
+    first = tiny(corpus, tmp_path, name="first", steps=1, export_to=str(tmp_path / "plain"))
+    train(first)
+    weights = LossWeights(adversarial=0.0, cam=0.0, feature_matching=0.0, lip_landmarks=1.0)
+    grow = tiny(corpus, tmp_path, name="grow", steps=2, init_pipeline=str(tmp_path / "plain"),
+                decoder_blocks=1, export_to=str(tmp_path / "grown"), align_to_source=True, loss=weights)
+    train(grow)
+    scalars = logged_scalars(grow.run_dir)
+    assert "train/lip_landmarks" in scalars and "train/adversarial" not in scalars
+    assert all(math.isfinite(v) for v in scalars["train/lip_landmarks"])
+    assert TalkingFacePipeline.from_pretrained(tmp_path / "grown").generator.config.decoder_blocks == 1
+
+    after = tiny(corpus, tmp_path, name="after", steps=1, init_pipeline=str(tmp_path / "grown"))
+    train(after)
+    again = TalkingFacePipeline.from_pretrained(export_checkpoint(after.run_dir, out=tmp_path / "again"))
+    assert again.generator.config.decoder_blocks == 1
 
 
 def test_stage_two_starts_from_the_pretrained_predictor(corpus, tmp_path):

@@ -155,7 +155,7 @@ class MANGenerator(ModelMixin, ConfigMixin):
         encoder_channels: tuple[int, ...] = (8, 24, 48),
         decoder_channels: tuple[int, ...] = (24, 8),
         num_blocks: int = 3,
-        decoder_blocks: int = 1,
+        decoder_blocks: int = 0,
         condition_channels: int = 32,
         audio_channels: int = 64,
         warp_blend: bool = True,

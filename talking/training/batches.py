@@ -14,7 +14,8 @@ One sample, for frame ``t`` of a clip (tensors; frames in [-1, 1])::
     flow            (2, H, W)         Farneback flow with frame ~ warp(source, flow), in pixels
                                       (``with_flow``; the source is drawn per sample, so the flow
                                       is computed here: ~2 ms at 128x128, cheaper than a cache)
-    landmarks       (68, 2)           when the corpus has them
+    landmarks       (68, 2)           when the corpus has them (moved with the frame);
+    source_landmarks (68, 2)          and the source's
 
 With ``align_to_source`` (needs landmarks), the frame, the history and the landmarks are moved
 into the source's head pose first (:mod:`talking.pose`: a similarity transform fitted on the
@@ -111,4 +112,5 @@ class TrainingFrames(Dataset):
             sample["flow"] = torch.from_numpy(farneback_flow(frame, frames[s]))
         if landmarks is not None:
             sample["landmarks"] = torch.from_numpy(landmarks)
+            sample["source_landmarks"] = torch.from_numpy(marks[s])
         return sample

@@ -42,6 +42,11 @@ class LossWeights:
     lip_flow: float = 0.0
     lip_warp: float = 0.0
     lip_heatmap: float = 0.0
+    # Where the lips are, in pixels (our addition; needs landmarks): the flow at the frame's lip
+    # landmarks against their displacement from the source, or the centroids of the predicted lip
+    # contours against the true ones. The dense terms above, under uncertainty, are lowest for a
+    # mean mouth that barely opens; these are L1 on positions, so the lips commit to an opening.
+    lip_landmarks: float = 0.0
 
     @property
     def uses_discriminator(self) -> bool:
@@ -76,7 +81,7 @@ class TrainConfig:
     # Blend with the warped photo through a predicted mask (None: the generator's default, on);
     # the ablation's "base" turns it off so that no flow reaches the frame.
     warp_blend: bool | None = None
-    # MAN blocks after each decoder stage (None: the generator's default, 1). Set on a run that
+    # MAN blocks after each decoder stage (None: the generator's default, 0). Set on a run that
     # starts from an `init_pipeline` without them, it grows them (MANGenerator.grown_from).
     decoder_blocks: int | None = None
     # Move every target frame (and its history and landmarks) into the source's head pose, so

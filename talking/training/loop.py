@@ -31,6 +31,7 @@ from talking.training.config import TrainConfig
 from talking.training.steps import discriminator_step, generator_step, motion_step, self_fed_history
 
 PREDICTOR_FOLDER = "motion_predictor"
+GENERATOR_FOLDER = "generator"  # a stage "man" run's generator config.json
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
@@ -99,8 +100,11 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         accelerator.init_trackers("train", config={"stage": config.stage, "variant": config.variant,
                                                    "seed": config.seed, "steps": config.steps})
 
-    # 1. models and optimisers
+    # 1. models and optimisers; the generator's architecture is recorded for export_checkpoint
+    # (with init_pipeline it is the pipeline's, which the YAML does not say)
     generator, predictor, discriminator = build(config)
+    if accelerator.is_main_process and config.stage == "man":
+        generator.save_config(run_dir / GENERATOR_FOLDER)
     betas = tuple(config.betas)
     if config.stage == "motion":
         models = [predictor]
@@ -292,6 +296,8 @@ def export_checkpoint(run_dir: str | Path, checkpoint: str | Path | None = None,
         raise ValueError(f"{run_dir} has no complete checkpoint")
     fresh = dataclasses.replace(config, init_from=None, init_pipeline=None)  # weights come below
     generator, predictor, discriminator = build(fresh)
+    if (run_dir / GENERATOR_FOLDER / "config.json").is_file():  # older runs: the defaults
+        generator = type(generator).from_config(type(generator).load_config(run_dir / GENERATOR_FOLDER))
     for i, model in enumerate((generator, predictor, discriminator)):
         name = "model.safetensors" if i == 0 else f"model_{i}.safetensors"  # accelerate's naming
         model.load_state_dict(load_file(checkpoint / name))

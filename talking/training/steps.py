@@ -5,7 +5,7 @@ A batch (see :class:`talking.training.batches.TrainingFrames`) holds, for B fram
 frames t-5..t-1; ``mel`` (B, W, n_mels), ``pitch`` (B, W) int64, ``energy`` (B, W) for frame t and
 ``history_mel`` / ``history_pitch`` / ``history_energy`` (B, 5, W, ...) for the history frames;
 ``flow`` (B, 2, H, W), the Farneback flow with ``frame ~ warp(source, flow)``; ``landmarks``
-(B, 68, 2) where the corpus has them.
+and ``source_landmarks`` (B, 68, 2) where the corpus has them.
 
 Losses are returned as a dict of unweighted scalars plus the weighted ``total``, so logs show what
 each term does.
@@ -53,10 +53,14 @@ def predict_motion(predictor, batch: dict, history: torch.Tensor | None = None,
         if box is not None:
             terms["lip_flow"] = losses.masked_mean((output.flow - truth).square(), box)
             terms["lip_warp"] = losses.masked_mean((warped - batch["frame"]).abs(), box)
+            terms["lip_landmarks"] = losses.lip_landmark_flow_loss(
+                output.flow, batch["landmarks"], batch["source_landmarks"])
         return output.flow, truth, terms
     lips = list(LIP_CONTOURS)
     terms = {"heatmap": losses.heatmap_loss(output.heatmaps, truth),
              "lip_heatmap": losses.heatmap_loss(output.heatmaps[:, lips], truth[:, lips])}
+    if box is not None:
+        terms["lip_landmarks"] = losses.centroid_loss(output.heatmaps[:, lips], truth[:, lips], box)
     return output.heatmaps, truth, terms
 
 
