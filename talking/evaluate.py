@@ -24,6 +24,9 @@ Metrics (:mod:`talking.metrics`), pooled over every frame of every clip:
 - blinks per second: the estimator's eye openness, with hysteresis;
 - sync: the correlation of the estimator's mouth opening with the ground-truth jaw opening at
   offsets of -K..K frames, averaged over clips; the best offset should be 0;
+- mouth travel: how far the estimator's mouth opening moves per unit of the ground-truth jaw
+  opening (:func:`talking.metrics.opening_slope`, over every frame): a mouth in sync that opens
+  too little has a good sync and a small travel; the real frames' row is the target;
 - drift: the mean SSIM at each frame index, which shows an autoregressive model drifting away.
 
 What needs a network that cannot be downloaded here is not measured (:data:`NOT_MEASURED`).
@@ -199,6 +202,8 @@ def clip_measures(frames: np.ndarray, clip: Clip, track: FaceTrack, max_offset: 
         "blinks": metrics.count_blinks(track.eye_openness),
         "seconds": len(frames) / clip.fps,
         "sync": metrics.sync_curve(track.mouth_opening, jaw, max_offset)[1],
+        "opening": track.mouth_opening.tolist(),
+        "jaw": np.asarray(jaw).tolist(),
     }
 
 
@@ -235,6 +240,8 @@ def summarize(per_clip: list[dict], max_offset: int) -> dict:
         "sync_curve": [None if np.isnan(v) else float(v) for v in curve],
         "sync_best_offset": metrics.best_offset(offsets, curve),
         "sync_correlation": None if np.isnan(curve[max_offset]) else float(curve[max_offset]),
+        "mouth_travel": metrics.opening_slope(np.concatenate([c["opening"] for c in per_clip]),
+                                              np.concatenate([c["jaw"] for c in per_clip])),
         "ssim_by_frame": [float(np.mean([c["ssim"][t] for c in per_clip if len(c["ssim"]) > t]))
                           for t in range(min(DRIFT_FRAMES, max(len(c["ssim"]) for c in per_clip)))],
     }

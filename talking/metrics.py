@@ -21,6 +21,7 @@ frame by frame by the caller. What each function measures:
 - :func:`count_blinks` / :func:`blinks_per_second`: eye openness (1 open, 0 shut) crossing below
   ``close_below`` and back above ``open_above`` (hysteresis, so noise near one threshold does not
   count twice) is one blink.
+- :func:`opening_slope`: how far a mouth-opening track moves per unit of the ground-truth one.
 - :func:`sync_curve` / :func:`best_offset`: Pearson correlation between a mouth-opening track of
   generated frames and the ground-truth opening, at each offset in frames; offset ``k > 0``
   means the video lags the reference by ``k`` frames. In sync, the best offset is 0.
@@ -209,6 +210,17 @@ def blinks_per_second(openness: np.ndarray, fps: float, close_below: float = 0.4
                       open_above: float = 0.7) -> float:
     """:func:`count_blinks` over the track's duration (N / fps seconds)."""
     return count_blinks(openness, close_below, open_above) * fps / len(openness)
+
+
+def opening_slope(opening: np.ndarray, reference: np.ndarray) -> float | None:
+    """How far ``opening`` (N,) moves per unit of ``reference`` (N,): the least-squares slope of
+    one on the other. A mouth that opens in time but too little correlates well and has a small
+    slope; None where the reference does not move."""
+    opening, reference = np.asarray(opening, np.float64), np.asarray(reference, np.float64)
+    if np.ptp(reference) == 0:
+        return None
+    spread = reference - reference.mean()
+    return float((spread * (opening - opening.mean())).sum() / (spread**2).sum())
 
 
 def sync_curve(opening: np.ndarray, reference: np.ndarray, max_offset: int) -> tuple[np.ndarray, np.ndarray]:

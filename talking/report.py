@@ -32,6 +32,7 @@ COLUMNS = (
     ("lmd", "LMD mouth (px)", "{:.2f}", "lower"),
     ("blinks_per_second", "blinks/s", "{:.2f}", "near the truth"),
     ("sync_correlation", "sync corr.", "{:.3f}", "higher"),
+    ("mouth_travel", "mouth travel", "{:.2f}", "near the real frames"),
 )
 PALETTE = [(90, 90, 90), (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
            (140, 86, 75), (227, 119, 194)]  # RGB, one per method in order

@@ -9,7 +9,7 @@ import torch
 
 from talking.models import warp
 from talking.pose import RIGID_LANDMARKS, align_frame, pose_alignment
-from talking.training.batches import TrainingFrames, farneback_flow
+from talking.training.batches import CLOSED_GAP, TrainingFrames, closed_frames, farneback_flow
 
 
 @pytest.fixture(scope="module")
@@ -83,5 +83,28 @@ def test_alignment_needs_landmarks(corpus, tmp_path):
     shutil.copytree(corpus, copy)
     for landmarks in copy.glob("clips/*/landmarks.npy"):
         landmarks.unlink()
-    with pytest.raises(ValueError, match="landmarks"):
+    with pytest.raises(ValueError, match="align_to_source needs landmarks"):
         TrainingFrames(copy, "train", align_to_source=True)
+    with pytest.raises(ValueError, match="closed_source needs landmarks"):
+        TrainingFrames(copy, "train", closed_source=True)
+
+
+def test_closed_frames_are_those_with_the_inner_lips_together():
+    landmarks = np.zeros((5, 68, 2), np.float32)
+    landmarks[:, 66, 1] = [0.2, 3.0, 0.6, 1.0, 0.1]  # inner lower lip below the upper one (y = 0)
+    assert closed_frames(landmarks).tolist() == [0, 2, 4]  # within 0.5 px of the smallest gap
+
+
+def test_closed_sources_have_their_lips_closed_and_keep_the_sources_landmarks(corpus):
+    dataset = TrainingFrames(corpus, "train", with_flow=False, closed_source=True)
+    gaps, all_gaps = [], []
+    for index in range(0, len(dataset), 7):
+        sample = dataset[index]
+        marks = sample["source_landmarks"].numpy()
+        gaps.append(marks[66, 1] - marks[62, 1])
+    for clip in dataset.clips:
+        marks = np.asarray(clip.landmarks)
+        all_gaps.append(marks[:, 66, 1] - marks[:, 62, 1])
+    closed_limit = max(g.min() for g in all_gaps) + CLOSED_GAP
+    assert max(gaps) <= closed_limit
+    assert max(g.max() for g in all_gaps) > closed_limit + 1  # the clips do open their mouths

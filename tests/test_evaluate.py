@@ -71,6 +71,8 @@ def test_evaluate_command_writes_table_json_and_plots(corpus, models, tmp_path):
     # their own wandering pose, lose the wander.
     assert methods["true mouth"]["l1_lips_registered"] < methods["static"]["l1_lips_registered"]
     assert methods["real frames"]["l1_lips_registered"] > 0.0
+    assert methods["static"]["mouth_travel"] == pytest.approx(0.0, abs=1e-3)  # the mouth never moves
+    assert methods["true mouth"]["mouth_travel"] > 0.0
     assert set(results["not_measured"]) == {"WER", "ACD", "FID", "LSE-C / LSE-D"}
 
     table = (out / "results.md").read_text()

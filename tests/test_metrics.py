@@ -13,6 +13,7 @@ from talking.metrics import (
     l1,
     landmark_distance,
     mouth_region,
+    opening_slope,
     psnr,
     ssim,
     sync_curve,
@@ -147,3 +148,14 @@ def test_a_still_mouth_has_no_sync():
     offsets, correlations = sync_curve(np.zeros(50), np.random.default_rng(0).uniform(0, 1, 50), 3)
     assert np.isnan(correlations).all()
     assert best_offset(offsets, correlations) is None
+
+
+def test_opening_slope_tells_a_mouth_that_opens_too_little_from_one_in_full():
+    rng = np.random.default_rng(0)
+    truth = rng.uniform(0, 1, 200)
+    assert opening_slope(2.0 * truth + 5.0, truth) == pytest.approx(2.0)
+    small = 0.25 * truth + rng.normal(0, 0.01, 200)  # in time, a quarter as far
+    assert np.corrcoef(small, truth)[0, 1] > 0.95
+    assert opening_slope(small, truth) == pytest.approx(0.25, abs=0.02)
+    assert opening_slope(np.zeros(200), truth) == 0.0
+    assert opening_slope(truth, np.full(200, 0.3)) is None  # the truth never moves

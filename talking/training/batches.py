@@ -5,7 +5,8 @@ One sample, for frame ``t`` of a clip (tensors; frames in [-1, 1])::
     frame           (3, H, W)         the target frame t
     source          (3, H, W)         a frame of the same clip drawn with (seed, index): the
                                       person's image (no global RNG, so a resumed run sees
-                                      exactly the samples an uninterrupted one would)
+                                      exactly the samples an uninterrupted one would); with
+                                      ``closed_source``, one with the lips closed
     history         (5, 3, H, W)      frames t-5..t-1; before the clip starts, the source
                                       (as at inference, where the history starts as the photo)
     mel             (W, n_mels)       audio window of frame t; pitch (W,) int64; energy (W,)
@@ -23,6 +24,12 @@ landmarks that do not move with speech or blinks maps each frame onto the source
 cannot tell where a head wanders, only what the mouth, eyes and brows do; with the wander taken
 out of the targets, the losses measure exactly what the model is asked to predict, and the model
 keeps the photo's pose at inference.
+
+With ``closed_source`` (needs landmarks) the source is drawn among the clip's frames whose lips
+are closed (inner-lip gap within :data:`CLOSED_GAP` px of the clip's smallest), as in most photos
+a user gives. From any frame, most sources have the mouth open, and the predictor must read the
+source's own mouth state to tell how far to move its lips; from a closed one, how far is what the
+audio says.
 """
 
 from __future__ import annotations
@@ -37,6 +44,8 @@ from torch.utils.data import Dataset
 from talking.config import HISTORY
 from talking.data import Clip, load_index
 from talking.pose import align_frame, pose_alignment
+
+CLOSED_GAP = 0.5  # px: lips count as closed within this of the clip's smallest inner-lip gap
 
 
 def farneback_flow(frame: np.ndarray, source: np.ndarray) -> np.ndarray:
@@ -56,11 +65,19 @@ def _image(frames: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.array(frames)).movedim(-1, -3).float().div(127.5).sub(1)
 
 
+def closed_frames(landmarks: np.ndarray) -> np.ndarray:
+    """Indices of the frames whose lips are closed, from the clip's landmarks (N, 68, 2): the
+    inner-lip gap (iBUG 66 below 62) within :data:`CLOSED_GAP` px of the clip's smallest."""
+    gap = landmarks[:, 66, 1] - landmarks[:, 62, 1]
+    return np.flatnonzero(gap <= gap.min() + CLOSED_GAP)
+
+
 class TrainingFrames(Dataset):
     """All frames of the clips in ``split`` of the corpus at ``root``."""
 
     def __init__(self, root: str | Path, split: str = "train", with_flow: bool = True,
-                 history: int = HISTORY, seed: int = 0, align_to_source: bool = False) -> None:
+                 history: int = HISTORY, seed: int = 0, align_to_source: bool = False,
+                 closed_source: bool = False) -> None:
         root = Path(root)
         index = load_index(root)
         if split not in index["splits"]:
@@ -71,8 +88,12 @@ class TrainingFrames(Dataset):
         self.history = history
         self.seed = seed
         self.align_to_source = align_to_source
-        if align_to_source and any(clip.landmarks is None for clip in self.clips):
-            raise ValueError(f"align_to_source needs landmarks; some clips of {root} have none")
+        for option, on in (("align_to_source", align_to_source), ("closed_source", closed_source)):
+            if on and any(clip.landmarks is None for clip in self.clips):
+                raise ValueError(f"{option} needs landmarks; some clips of {root} have none")
+        # per clip, the frames a source may be drawn from
+        self.sources = [closed_frames(np.asarray(clip.landmarks)) if closed_source
+                        else np.arange(clip.num_frames) for clip in self.clips]
 
     def __len__(self) -> int:
         return int(self.ends[-1]) if len(self.ends) else 0
@@ -82,7 +103,8 @@ class TrainingFrames(Dataset):
         clip = self.clips[c]
         t = index - (int(self.ends[c - 1]) if c else 0)
         frames = clip.frames  # (N, H, W, 3) uint8, memory-mapped
-        s = int(np.random.default_rng((self.seed, index)).integers(clip.num_frames))
+        candidates = self.sources[c]
+        s = int(candidates[np.random.default_rng((self.seed, index)).integers(len(candidates))])
         past = np.arange(t - self.history, t)
         history = np.where(past[:, None, None, None] >= 0, frames[np.maximum(past, 0)], frames[s])
         frame = frames[t]

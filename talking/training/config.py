@@ -87,6 +87,8 @@ class TrainConfig:
     # Move every target frame (and its history and landmarks) into the source's head pose, so
     # the model learns what audio predicts and keeps the photo's pose (see batches.py).
     align_to_source: bool = False
+    # Draw the source among the frames with closed lips, as in most photos (see batches.py).
+    closed_source: bool = False
     # Teacher forcing: the previous 5 frames are the ground truth, except that with probability
     # rising linearly from 0 at `self_feed_start` to `self_feed` at `self_feed_end` (fractions
     # of the run; start = end gives a constant `self_feed`) they are the model's own renderings

@@ -118,7 +118,8 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
 
     # 2. data
     dataset = TrainingFrames(config.corpus, "train", with_flow=config.variant == "optical",
-                             seed=config.seed, align_to_source=config.align_to_source)
+                             seed=config.seed, align_to_source=config.align_to_source,
+                             closed_source=config.closed_source)
     sampler_generator = torch.Generator().manual_seed(config.seed)
     loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, drop_last=True,
                         num_workers=config.num_workers,
