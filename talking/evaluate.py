@@ -50,7 +50,7 @@ from talking import metrics
 from talking.data import Clip, load_split
 from talking.errors import TalkingError
 from talking.landmarks import FaceTrack, LandmarkEstimator, clip_targets, estimate
-from talking.pose import pose_alignment, register_frames
+from talking.pose import register_frames
 
 NOT_MEASURED = {
     "WER": "needs a pretrained lip-reading network (LipNet, trained on GRID)",
@@ -95,8 +95,9 @@ def evaluate(checkpoints: list[str], options: EvaluateOptions) -> dict:
     clips = load_split(options.corpus, options.split)[: options.max_clips or None]
     if not clips:
         raise TalkingError(f"the {options.split} split of {options.corpus} has no clips")
-    for clip in clips:
-        clip_targets(clip)  # fails early, with the reason, on clips without ground truth
+    # what every method is measured against, once per clip; fails early, with the reason, on
+    # clips without ground truth
+    references = [clip_reference(clip) for clip in clips]
     estimator = load_estimator(options.landmarks, options.device, clips[0].frames.shape[1])
     methods = {REAL: lambda clip: np.asarray(clip.frames), **baseline_methods(options),
                **model_methods(checkpoints, options.device, clips[0].frames.shape[1])}
@@ -104,18 +105,18 @@ def evaluate(checkpoints: list[str], options: EvaluateOptions) -> dict:
     results, samples = {}, {}
     for name, method in methods.items():
         per_clip, seconds = [], 0.0
-        for i, clip in enumerate(tqdm(clips, desc=name, unit="clip", disable=None)):
+        for i, reference in enumerate(tqdm(references, desc=name, unit="clip", disable=None)):
             started = time.perf_counter()
-            frames = method(clip)
+            frames = method(reference.clip)
             seconds += time.perf_counter() - started
-            per_clip.append(clip_measures(frames, clip, estimate(estimator, frames), options.max_offset))
+            per_clip.append(clip_measures(frames, reference, estimate(estimator, frames), options.max_offset))
             if i == 0:
                 samples[name] = frames
         results[name] = summarize(per_clip, options.max_offset)
         made = name != REAL  # the real frames are read, not made
         results[name]["frames_per_second"] = sum(len(c) for c in clips) / max(seconds, 1e-9) if made else None
     seconds = sum(len(c) / c.fps for c in clips)
-    truth_blinks = sum(metrics.count_blinks(clip_targets(c)[1]) for c in clips) / seconds
+    truth_blinks = sum(metrics.count_blinks(r.eye_openness) for r in references) / seconds
     report = {"corpus": options.corpus, "split": options.split, "clips": len(clips),
               "frames": sum(len(c) for c in clips), "resolution": int(clips[0].frames.shape[1]),
               "truth_blinks_per_second": truth_blinks, "checkpoints": list(checkpoints),
@@ -182,39 +183,58 @@ def _generator(pipeline) -> Method:
     return frames
 
 
-def clip_measures(frames: np.ndarray, clip: Clip, track: FaceTrack, max_offset: int) -> dict:
-    """Per-frame measures of one clip's ``frames`` against its real frames and ground truth."""
+@dataclass(frozen=True)
+class Reference:
+    """What every method's frames of one clip are measured against (:func:`clip_reference`); the
+    real frames stay in the clip's memory-mapped file, read again per method."""
+
+    clip: Clip
+    landmarks: np.ndarray  # (N, 68, 2) ground truth, in pixels
+    eye_openness: np.ndarray  # (N,) ground truth
+    jaw: np.ndarray  # (N,) ground-truth jaw opening
+    lip_box: tuple[slice, slice]  # rows, columns (registered_lip_box)
+    registered_lips: np.ndarray  # (N, h, w, 3) uint8: the real frames' lip box, registered
+
+
+def clip_reference(clip: Clip) -> Reference:
+    """The clip's real frames and ground truth, and its lip box registered into the first
+    frame's head pose."""
+    landmarks, eye, jaw = clip_targets(clip)
     real = np.asarray(clip.frames)
-    landmarks, _, jaw = clip_targets(clip)
-    registered = register_frames(real, landmarks, landmarks[0])
-    lips = (slice(None), *registered_lip_box(landmarks))
+    registered, moved = register_frames(real, landmarks, landmarks[0])
+    box = registered_lip_box(moved)
+    return Reference(clip=clip, landmarks=landmarks, eye_openness=eye, jaw=np.asarray(jaw),
+                     lip_box=box, registered_lips=registered[(slice(None), *box)])
+
+
+def clip_measures(frames: np.ndarray, reference: Reference, track: FaceTrack, max_offset: int) -> dict:
+    """Per-frame measures of one clip's ``frames`` against its real frames and ground truth."""
     mouth = metrics.MOUTH_LANDMARKS
-    pairs = list(zip(frames, real, strict=True))
+    pairs = list(zip(frames, np.asarray(reference.clip.frames), strict=True))
+    lips = list(zip(frames[(slice(None), *reference.lip_box)], reference.registered_lips, strict=True))
+    mouth_error = track.landmarks[:, mouth] - reference.landmarks[:, mouth]
     return {
         "ssim": [metrics.ssim(f, r) for f, r in pairs],
         "ssim_mouth": [metrics.ssim(metrics.mouth_region(f), metrics.mouth_region(r)) for f, r in pairs],
         "psnr": [metrics.psnr(f, r) for f, r in pairs],
         "psnr_mouth": [metrics.psnr(metrics.mouth_region(f), metrics.mouth_region(r)) for f, r in pairs],
         "l1_mouth": [metrics.l1(metrics.mouth_region(f), metrics.mouth_region(r)) for f, r in pairs],
-        "l1_lips_registered": [metrics.l1(f, r) for f, r in zip(frames[lips], registered[lips], strict=True)],
+        "l1_lips_registered": [metrics.l1(f, r) for f, r in lips],
         "cpbd": [metrics.cpbd(f) for f in frames],
-        "lmd": np.linalg.norm(track.landmarks[:, mouth] - landmarks[:, mouth], axis=-1).mean(1).tolist(),
+        "lmd": np.linalg.norm(mouth_error, axis=-1).mean(1).tolist(),
         "blinks": metrics.count_blinks(track.eye_openness),
-        "seconds": len(frames) / clip.fps,
-        "sync": metrics.sync_curve(track.mouth_opening, jaw, max_offset)[1],
+        "seconds": len(frames) / reference.clip.fps,
+        "sync": metrics.sync_curve(track.mouth_opening, reference.jaw, max_offset)[1],
         "opening": track.mouth_opening.tolist(),
-        "jaw": np.asarray(jaw).tolist(),
+        "jaw": reference.jaw.tolist(),
     }
 
 
 def registered_lip_box(landmarks: np.ndarray, margin: float = 0.25) -> tuple[slice, slice]:
     """Rows and columns of a clip's lip box: the bounding box of its lip landmarks (48-67) in
-    every frame, each frame registered into the first frame's head pose, grown by ``margin`` of
-    its size on every side. landmarks: (N, 68, 2) in pixels."""
-    lips = np.concatenate([
-        marks[48:68] @ matrix[:, :2].T + matrix[:, 2]
-        for marks, matrix in ((m, pose_alignment(m, landmarks[0])) for m in landmarks)
-    ])
+    every frame, grown by ``margin`` of its size on every side. landmarks: (N, 68, 2) in pixels,
+    registered into the first frame's head pose (:func:`talking.pose.register_frames`)."""
+    lips = landmarks[:, 48:68].reshape(-1, 2)
     low, high = lips.min(0), lips.max(0)
     grow = (high - low) * margin
     (x0, y0), (x1, y1) = np.floor(low - grow).astype(int), np.ceil(high + grow).astype(int)

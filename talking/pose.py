@@ -2,7 +2,7 @@
 
 Audio cannot tell where a head wanders, only what the mouth, eyes and brows do. Training moves
 each target frame into the source's pose (``align_to_source``, :mod:`talking.training.batches`)
-and evaluation compares frames in the first frame's pose too (the registered mouth L1 of
+and evaluation compares frames in the first frame's pose too (the registered lip L1 of
 :mod:`talking.evaluate`), by the same transform: a similarity fitted on the landmarks that do not
 move with speech or blinks (eye corners, nose, upper jaw).
 """
@@ -32,8 +32,15 @@ def align_frame(frame: np.ndarray, matrix: np.ndarray) -> np.ndarray:
                           borderMode=cv2.BORDER_REPLICATE)
 
 
-def register_frames(frames: np.ndarray, landmarks: np.ndarray, reference: np.ndarray) -> np.ndarray:
+def move_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """``points`` (..., 2) in pixels moved by the (2, 3) transform, in their own dtype."""
+    return (points @ matrix[:, :2].T + matrix[:, 2]).astype(points.dtype)
+
+
+def register_frames(frames: np.ndarray, landmarks: np.ndarray,
+                    reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``frames`` (N, H, W, 3) uint8 with ``landmarks`` (N, 68, 2), each moved into the head pose
-    of ``reference`` (68, 2) landmarks: (N, H, W, 3) uint8."""
-    return np.stack([align_frame(frame, pose_alignment(marks, reference))
-                     for frame, marks in zip(frames, landmarks, strict=True)])
+    of ``reference`` (68, 2) landmarks: the frames (N, H, W, 3) uint8 and their landmarks."""
+    matrices = [pose_alignment(marks, reference) for marks in landmarks]
+    return (np.stack([align_frame(frame, m) for frame, m in zip(frames, matrices, strict=True)]),
+            np.stack([move_points(marks, m) for marks, m in zip(landmarks, matrices, strict=True)]))

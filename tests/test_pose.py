@@ -21,7 +21,7 @@ def test_register_frames_undoes_each_frames_head_motion():
         marks[48:68] += rng.normal(0, 2, (20, 2))  # the lips move with speech: ignored
         landmarks.append(marks)
     assert not set(range(48, 68)) & set(RIGID_LANDMARKS.tolist())
-    registered = register_frames(np.stack(frames), np.stack(landmarks), reference)
+    registered, _ = register_frames(np.stack(frames), np.stack(landmarks), reference)
     inner = (slice(None), slice(10, -10), slice(10, -10))
     moved_error = np.abs(np.stack(frames)[1:][inner].astype(float) - base[inner[1:]]).mean()
     error = np.abs(registered[1:][inner].astype(float) - base[inner[1:]]).mean()

@@ -7,13 +7,13 @@ Data flow, one frame per batch element::
         --MAN residual blocks (conditioned on image, motion, mel, pitch, energy)-->
         --CAM layer--> --upsampling decoder--> RGB (tanh) and blend mask (sigmoid)
 
-Every decoder stage (nearest upsampling and a conv) is followed by ``decoder_blocks`` MAN residual
-blocks at that stage's resolution, whose image and motion conditions are encoded from the source
-and the motion resized to that resolution (SPADE conditions every resolution the same way). The
-trunk's conditions live at H/2^n, a quarter of the lips' height at 128 px: from them alone the
-decoder draws the lips as a blurred band, even from the exact lip contours. The decoder blocks'
-last convolutions start at zero, so a generator grown from one without them (``decoder_blocks=0``,
-see :meth:`MANGenerator.grow`) renders exactly the same frames before it is trained on.
+With ``decoder_blocks`` > 0, every decoder stage (nearest upsampling and a conv) is followed by
+that many MAN residual blocks at the stage's resolution, whose image and motion conditions are
+encoded from the source and the motion resized to that resolution (as SPADE conditions every
+resolution). Without them (the default, and the shipped checkpoints) the conditions live at the
+trunk's H/2^n only, a quarter of the lips' height at 128 px. The decoder blocks' last
+convolutions start at zero, so a generator grown from one without them
+(:meth:`MANGenerator.grown_from`) renders exactly the same frames before it is trained on.
 
 Our addition (DESIGN section 5, ``warp_blend=True``): the decoder also predicts a mask ``m`` and
 the frame is ``m * warp(source, flow) + (1 - m) * synthesised``; the keypoint variant, which has

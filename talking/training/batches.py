@@ -43,7 +43,7 @@ from torch.utils.data import Dataset
 
 from talking.config import HISTORY
 from talking.data import Clip, load_index
-from talking.pose import align_frame, pose_alignment
+from talking.pose import align_frame, move_points, pose_alignment
 
 CLOSED_GAP = 0.5  # px: lips count as closed within this of the clip's smallest inner-lip gap
 
@@ -113,7 +113,7 @@ class TrainingFrames(Dataset):
         if self.align_to_source:
             matrix = pose_alignment(landmarks, marks[s])
             frame = align_frame(frame, matrix)
-            landmarks = landmarks @ matrix[:, :2].T.astype(np.float32) + matrix[:, 2].astype(np.float32)
+            landmarks = move_points(landmarks, matrix)
             history = np.stack([
                 align_frame(image, pose_alignment(marks[p], marks[s])) if p >= 0 else image
                 for p, image in zip(past, history, strict=True)
