@@ -181,7 +181,8 @@ def test_two_process_cpu_run_ends_with_the_same_weights_on_both_ranks(corpus, tm
     path = tmp_path / "ddp.yaml"
     path.write_text(config.to_yaml())
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+    # --standalone: a free local port for the rendezvous, not the fixed 29500 another run may hold
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                     str(REPO / "train" / "train_man.py"), "--config", str(path)],
                    check=True, env=env, cwd=REPO, timeout=600)
     checksums = json.loads((config.run_dir / "final.json").read_text())["replica_checksums"]

@@ -169,6 +169,9 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         if not torch.equal(checksums, checksums[:1].expand_as(checksums)):
             raise RuntimeError(f"the processes' weights diverged: {checksums.tolist()}")
         _export(config, [accelerator.unwrap_model(m) for m in models])
+    # Leave together: a rank that tears gloo down while the gather's work is still being freed
+    # on gloo's thread deadlocks (both wait for the GIL); the barrier lets that work finish.
+    accelerator.wait_for_everyone()
     accelerator.end_training()
     return run_dir
 
