@@ -82,8 +82,8 @@ def make_inputs(folder: Path, photo_side: int,
     from talking.corpus.appearance import sample_face_style, sample_scene_style
     from talking.corpus.geometry import face_frame
     from talking.corpus.render import FaceRenderer
-    from talking.corpus.speech import synthesize
     from talking.corpus.visemes import MOUTH_PARAMETERS
+    from talking.speech import synthesize
 
     rng = np.random.default_rng(1)
     style = sample_face_style(rng, feminine=True)

@@ -6,7 +6,7 @@
   with a closed mouth and open eyes, the head shrunk so the photo has a margin around the face as
   a portrait does. Each is checked to be found by :func:`talking.face.detect_face`, the detector
   the app runs, so that an example never fails with "no face".
-- ``speech.wav``: a short English sentence spoken by espeak-ng (:mod:`talking.corpus.speech`),
+- ``speech.wav``: a short English sentence spoken by espeak-ng (:mod:`talking.speech`),
   16-bit mono at 22050 Hz.
 
 No file needs a download, and together they stay small (about 200 KB) for the Space's repo.
@@ -24,9 +24,9 @@ from talking.config import SAMPLE_RATE
 from talking.corpus.appearance import sample_face_style, sample_scene_style
 from talking.corpus.geometry import face_frame
 from talking.corpus.render import FaceRenderer
-from talking.corpus.speech import Voice, synthesize
 from talking.corpus.visemes import MOUTH_PARAMETERS
 from talking.face import detect_face
+from talking.speech import Voice, synthesize
 
 HERE = Path(__file__).resolve().parent
 SIZE = 320

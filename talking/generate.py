@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from talking.config import MAX_PHOTO_SIDE, AudioConfig
-from talking.corpus.speech import Voice
 from talking.errors import TalkingError
+from talking.speech import Voice
 
 if TYPE_CHECKING:
     import numpy as np

@@ -34,13 +34,13 @@ from PIL import Image
 
 from talking.audio import AudioWindows, extract_features, load_audio
 from talking.config import MAX_PHOTO_SIDE, SAMPLE_RATE, AudioConfig
-from talking.corpus.speech import Voice, synthesize
 from talking.errors import TalkingError
 from talking.face import Paster, align_face
 from talking.image import load_image
 from talking.models.flow import FlowPredictor
 from talking.models.generator import MANGenerator
 from talking.models.keypoints import KeypointPredictor
+from talking.speech import Voice, synthesize
 
 ImageInput = str | os.PathLike | np.ndarray | Image.Image
 AudioInput = str | os.PathLike | np.ndarray

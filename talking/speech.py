@@ -8,6 +8,13 @@ the audio. espeak-ng's pauses (empty names) become :data:`SILENCE`.
 
 espeak-ng keeps synthesis state between utterances that its API cannot reset, so every utterance
 is spoken by a fresh process: the same text and voice always give the same samples.
+
+Voices are named as ``espeak-ng -v`` names them: a language (``en-gb``, ``sv``) or a voice file
+(``gmw/en``), optionally with a variant from ``espeak-ng-data/voices/!v`` (``en-gb+f4``). Unlike
+``espeak-ng -v``, an unknown variant is refused rather than silently replaced by the default.
+
+Inference speaks ``--text`` through this module and the synthetic corpus (:mod:`talking.corpus`)
+builds its clips with it; it depends on nothing else in the project.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
 _EVENT_LIST_TERMINATED, _EVENT_PHONEME = 0, 7
 _RATE, _VOLUME, _PITCH, _RANGE = 1, 2, 3, 4
+_EXAMPLE_VARIANTS = "f1-f5, m1-m8, Alicia, klatt"
 # Below espeak-ng's default of 100, so that loud variants do not clip before we set the level.
 _VOLUME_PERCENT = 60
 
@@ -54,6 +62,15 @@ class Voice:
     def name(self) -> str:
         """espeak-ng's name for it, e.g. "en-us+f3"."""
         return f"{self.language}+{self.variant}" if self.variant else self.language
+
+    @classmethod
+    def parse(cls, name: str) -> Voice:
+        """The voice ``espeak-ng -v NAME`` speaks with: "en-gb", "en-gb+f4", "gmw/en+m3"."""
+        language, _, variant = name.strip().partition("+")
+        if not language or "+" in variant:
+            raise TalkingError(f"{name!r} is not an espeak-ng voice name: use LANGUAGE or "
+                               "LANGUAGE+VARIANT, e.g. en-gb or en-gb+f4 (espeak-ng --voices).")
+        return cls(language=language, variant=variant)
 
 
 @dataclass(frozen=True)
@@ -114,14 +131,17 @@ def synthesize(text: str, voice: Voice = Voice()) -> Utterance:
     state (wave phase, sample counters) from one utterance into the next and cannot be reset
     through its API, so each utterance is spoken by a fresh process (about 0.1 s of overhead).
 
-    Raises :class:`TalkingError` when espeak-ng is missing, the voice does not exist, or the text
-    produces no speech.
+    Raises :class:`TalkingError` when espeak-ng is missing, the voice or its variant does not
+    exist, or the text has nothing to say.
     """
+    if not any(character.isalnum() for character in text):
+        raise TalkingError(f"The text to speak {text.strip()!r} has no words: give words for "
+                           "espeak-ng to say.")
     request = json.dumps({"text": text, "voice": dataclasses.asdict(voice)}).encode()
-    package_root = str(Path(__file__).resolve().parents[2])  # importable from any working dir
+    package_root = str(Path(__file__).resolve().parents[1])  # importable from any working dir
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
-    result = subprocess.run([sys.executable, "-m", "talking.corpus.speech"], input=request,
+    result = subprocess.run([sys.executable, "-m", "talking.speech"], input=request,
                             capture_output=True, timeout=120, check=False, env=env)
     if result.returncode != 0:
         lines = result.stderr.decode(errors="replace").strip().splitlines()
@@ -165,9 +185,7 @@ def _speak(text: str, voice: Voice) -> tuple[np.ndarray, list[tuple[int, str]]]:
                            "reinstall espeak-ng and its data (espeak-ng-data).")
     callback = _Callback(receive)
     lib.espeak_SetSynthCallback(callback)
-    lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
-    if lib.espeak_SetVoiceByName(voice.name.encode()) != 0:
-        raise TalkingError(f"espeak-ng has no voice {voice.name!r}; see `espeak-ng --voices`.")
+    _select_voice(lib, voice)
     for parameter, value in ((_RATE, voice.rate), (_PITCH, voice.pitch), (_RANGE, voice.pitch_range),
                              (_VOLUME, _VOLUME_PERCENT)):
         lib.espeak_SetParameter(parameter, int(value), 0)
@@ -178,6 +196,37 @@ def _speak(text: str, voice: Voice) -> tuple[np.ndarray, list[tuple[int, str]]]:
         raise TalkingError(f"espeak-ng could not synthesise {text!r}.")
     lib.espeak_Synchronize()
     return (np.concatenate(chunks) if chunks else np.zeros(0, np.int16)), events
+
+
+class _VoiceProperties(ctypes.Structure):
+    """speak_lib.h's espeak_VOICE."""
+
+    _fields_ = [("name", ctypes.c_char_p), ("languages", ctypes.c_char_p),
+                ("identifier", ctypes.c_char_p), ("gender", ctypes.c_ubyte), ("age", ctypes.c_ubyte),
+                ("variant", ctypes.c_ubyte), ("xx1", ctypes.c_ubyte), ("score", ctypes.c_int),
+                ("spare", ctypes.c_void_p)]
+
+
+def _select_voice(lib: ctypes.CDLL, voice: Voice) -> None:
+    """Make ``voice`` espeak-ng's current voice, as ``espeak-ng -v`` chooses it: by voice name or
+    file, else by language; then its variant, which must exist."""
+    lib.espeak_Info.restype = ctypes.c_char_p
+    lib.espeak_GetCurrentVoice.restype = ctypes.POINTER(_VoiceProperties)
+    lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+    data = ctypes.c_char_p()
+    lib.espeak_Info(ctypes.byref(data))
+    variants = Path(os.fsdecode(data.value or b"")) / "voices" / "!v"
+    if voice.variant and not (variants / voice.variant).is_file():
+        raise TalkingError(f"espeak-ng has no voice variant {voice.variant!r} (in {voice.name!r}); "
+                           f"use one of {_EXAMPLE_VARIANTS}, ... (the files in {variants}).")
+    if lib.espeak_SetVoiceByName(voice.language.encode()) != 0:
+        properties = _VoiceProperties(languages=voice.language.encode())
+        if lib.espeak_SetVoiceByProperties(ctypes.byref(properties)) != 0:
+            raise TalkingError(f"espeak-ng has no voice {voice.name!r}; see `espeak-ng --voices`.")
+    if voice.variant:
+        identifier = lib.espeak_GetCurrentVoice().contents.identifier.split(b"+")[0]
+        if lib.espeak_SetVoiceByName(identifier + b"+" + voice.variant.encode()) != 0:
+            raise TalkingError(f"espeak-ng could not load the voice {voice.name!r}.")
 
 
 def phoneme_segments(events: list[tuple[int, str]], duration: float) -> list[Phoneme]:

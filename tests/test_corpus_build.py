@@ -9,9 +9,9 @@ import pytest
 from talking.cli import main
 from talking.config import FPS, SAMPLE_RATE
 from talking.corpus.build import CorpusConfig, build_corpus, plan_corpus
-from talking.corpus.speech import SILENCE
 from talking.corpus.visemes import MOUTH_PARAMETERS, phoneme_visemes
 from talking.data import Clip, load_index, load_split
+from talking.speech import SILENCE
 
 SMALL = dict(clips=4, clips_per_speaker=2, resolution=48, val_fraction=0.2, test_fraction=0.2)
 

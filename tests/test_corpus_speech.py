@@ -5,9 +5,9 @@ import pytest
 
 from talking.audio import video_frame_times
 from talking.config import SAMPLE_RATE
-from talking.corpus.speech import SILENCE, Phoneme, Voice, phoneme_segments, synthesize
 from talking.corpus.visemes import MOUTH_PARAMETERS, mouth_parameters, phoneme_visemes
 from talking.errors import TalkingError
+from talking.speech import SILENCE, Phoneme, Voice, phoneme_segments, synthesize
 
 JAW, ROUND, TUCK = (MOUTH_PARAMETERS.index(name) for name in ("jaw_open", "lip_round", "lower_lip_tuck"))
 
@@ -50,6 +50,36 @@ def test_same_text_and_voice_give_identical_audio():
 def test_unknown_voice_is_a_clear_error():
     with pytest.raises(TalkingError, match="no voice 'xx-nowhere'"):
         synthesize("hello", Voice("xx-nowhere"))
+
+
+@pytest.mark.parametrize("name", ["en-gb", "en-gb+f4", "sv", "gmw/en+m3"])
+def test_voices_that_espeak_ng_accepts_by_language_or_file_speak(name):
+    """The README's `--voice en-gb` and the app's hint `en-gb+f4` (espeak-ng -v accepts both)."""
+    assert synthesize("Good morning.", Voice.parse(name)).duration > 0.5
+
+
+def test_a_variant_changes_the_voice_of_a_language_named_by_its_code():
+    plain = synthesize("Good morning.", Voice.parse("en-gb")).audio
+    female = synthesize("Good morning.", Voice.parse("en-gb+f4")).audio
+    assert len(plain) != len(female) or not np.array_equal(plain, female)
+
+
+@pytest.mark.parametrize("name", ["en-us+nosuchvariant", "en-gb+F4"])
+def test_an_unknown_variant_is_refused_not_replaced_by_the_default(name):
+    with pytest.raises(TalkingError, match=f"no voice variant '{name.split('+')[1]}'"):
+        synthesize("hello", Voice.parse(name))
+
+
+@pytest.mark.parametrize("name", ["", "+f3", "en+f3+m1"])
+def test_a_malformed_voice_name_is_refused(name):
+    with pytest.raises(TalkingError, match="not an espeak-ng voice name"):
+        Voice.parse(name)
+
+
+@pytest.mark.parametrize("text", ["", "   ", "...!?", "– —"])
+def test_text_without_words_is_refused_as_text_not_as_short_audio(text):
+    with pytest.raises(TalkingError, match="has no words"):
+        synthesize(text)
 
 
 def test_pauses_become_silence_and_language_switch_markers_are_dropped():

@@ -19,13 +19,13 @@ from talking.cli import main
 from talking.corpus.appearance import sample_face_style, sample_scene_style
 from talking.corpus.geometry import face_frame
 from talking.corpus.render import FaceRenderer
-from talking.corpus.speech import synthesize
 from talking.corpus.visemes import MOUTH_PARAMETERS
 from talking.errors import TalkingError
 from talking.face import align_face
 from talking.generate import GenerateOptions, checkpoint_folder, generate_video, load_pipeline
 from talking.models import build_models
 from talking.pipeline import TalkingFacePipeline
+from talking.speech import synthesize
 from talking.video import probe, read_video
 
 FPS = 25

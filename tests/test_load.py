@@ -27,7 +27,7 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from talking.config import SAMPLE_RATE
-from talking.corpus.speech import synthesize
+from talking.speech import synthesize
 from talking.video import probe
 
 pytestmark = pytest.mark.slow

@@ -8,7 +8,6 @@ from faces import render_face, textured_photo
 
 from talking.audio import num_video_frames
 from talking.config import CANONICAL_LEFT_EYE, CANONICAL_MOUTH, CANONICAL_RIGHT_EYE, FPS, SAMPLE_RATE
-from talking.corpus.speech import synthesize
 from talking.data import Clip, load_index
 from talking.face import canonical_landmarks, warp_to_crop
 from talking.prepare import (
@@ -19,6 +18,7 @@ from talking.prepare import (
     steady_track,
     track_face,
 )
+from talking.speech import synthesize
 from talking.video import write_video
 
 SPEAKER, FACE_AT, FACE_SIZE = 1, (110, 40), 120

@@ -30,11 +30,11 @@ from talking.config import FPS, RESOLUTION, SAMPLE_RATE
 from talking.corpus.appearance import FaceStyle, sample_face_style, sample_scene_style
 from talking.corpus.motion import HEAD_OFFSET_AXES, HEAD_POSE_AXES, face_motion
 from talking.corpus.render import render_clip
-from talking.corpus.speech import Voice, synthesize
 from talking.corpus.text import free_sentence, grid_sentence
 from talking.corpus.visemes import MOUTH_PARAMETERS, mouth_parameters
 from talking.data import SPLITS, load_index, quantize_pcm16, write_clip, write_index
 from talking.errors import TalkingError
+from talking.speech import Voice, synthesize
 
 # espeak-ng languages and how often speakers use them; each has a word list in text.WORDS.
 LANGUAGES = {"en-us": 0.30, "en": 0.12, "en-gb-scotland": 0.04, "en-gb-x-rp": 0.04, "en-029": 0.03,

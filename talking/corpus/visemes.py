@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from talking.audio import video_frame_times
-from talking.corpus.speech import SILENCE, Phoneme
+from talking.speech import SILENCE, Phoneme
 
 MOUTH_PARAMETERS = ("jaw_open", "lip_spread", "lip_round", "upper_lip_raise", "lower_lip_tuck",
                     "teeth", "tongue")
