@@ -1,8 +1,11 @@
 """Speech in, the paper's audio features out, aligned to video frames (paper 4.3.3-4.3.5).
 
 - :func:`load_audio` turns any common speech file (or a numpy array) into mono float32 at 22050 Hz.
-  libsndfile reads wav (8-bit u-law to 32-bit float), flac, ogg/opus and mp3; anything else (m4a,
-  aac, webm, video containers) is decoded by the ffmpeg binary that imageio-ffmpeg ships.
+  libsndfile reads wav (8-bit u-law to 32-bit float), flac and ogg/opus; mp3 and anything else
+  (m4a, aac, webm, video containers) is decoded by the ffmpeg binary that imageio-ffmpeg ships.
+  Either way the speech is exactly what ffmpeg decodes, to the sample: libsndfile's mp3 length
+  is an estimate (from the file size, the ID3 tags or a Xing header) that its decoder does not
+  keep to, so mp3 goes to ffmpeg, and a file shorter than its header says ends where it ends.
 - :func:`extract_features` computes, at the mel-frame rate (hop 256 = 11.6 ms):
   * ``mel``: log mel spectrogram, frame 1024, hop 256, ``log(max(mel, 1e-5))``;
   * ``pitch``: PyWorld F0 (dio + stonemask by default, harvest optionally), log-quantised into
@@ -126,30 +129,53 @@ def _read_file(path: Path, limit_seconds: float) -> tuple[np.ndarray, int]:
 
     try:
         with soundfile.SoundFile(str(path)) as file:
-            _check_rate(file.samplerate, path.name)
-            # Mixed to mono block by block: memory does not grow with the channel count.
-            blocks = file.blocks(1 << 16, frames=int(limit_seconds * file.samplerate),
-                                 dtype="float32", always_2d=True)
-            mono = [block.mean(axis=1) for block in blocks]
-            return np.concatenate(mono) if mono else np.zeros(0, np.float32), file.samplerate
+            if not _looks_like_mpeg(path) and file.format != "MP3":
+                _check_rate(file.samplerate, path.name)
+                return _read_blocks(file, int(limit_seconds * file.samplerate)), file.samplerate
     except (soundfile.LibsndfileError, RuntimeError, ValueError, TypeError):
-        return _decode_with_ffmpeg(path, limit_seconds), AudioConfig().sample_rate
+        pass
+    return _decode_with_ffmpeg(path, limit_seconds), AudioConfig().sample_rate
+
+
+def _looks_like_mpeg(path: Path) -> bool:
+    """Whether ``path`` starts as an mp3 does (ID3v2 tags or an MPEG frame sync), so that it goes
+    to ffmpeg without libsndfile's mp3 decoder printing warnings about its length."""
+    with path.open("rb") as file:
+        head = file.read(2)
+    return head == b"ID" or (len(head) == 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)
+
+
+def _read_blocks(file, limit: int, block: int = 1 << 16) -> np.ndarray:
+    """At most ``limit`` frames of the open ``soundfile.SoundFile``, mixed to mono block by block
+    (memory does not grow with the channel count): (S,) float32. A block shorter than asked for
+    is the file's true end, whatever length its header claimed."""
+    mono: list[np.ndarray] = []
+    while limit > 0:
+        frames = file.read(min(block, limit), dtype="float32", always_2d=True)
+        mono.append(frames.mean(axis=1))
+        limit -= len(frames)
+        if len(frames) < block:
+            break
+    return np.concatenate(mono) if mono else np.zeros(0, np.float32)
 
 
 def _decode_with_ffmpeg(path: Path, limit_seconds: float) -> np.ndarray:
-    """Decode the first ``limit_seconds`` of any container ffmpeg understands to mono float32
-    at 22050 Hz."""
+    """Decode the first ``limit_seconds`` of the first audio stream of any file ffmpeg
+    understands to mono float32 at 22050 Hz."""
     import imageio_ffmpeg
 
     command = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error", "-i", str(path),
-               "-vn", "-t", f"{limit_seconds:.3f}", "-f", "f32le", "-ac", "1",
+               "-map", "0:a:0", "-t", f"{limit_seconds:.3f}", "-f", "f32le", "-ac", "1",
                "-ar", str(AudioConfig().sample_rate), "-"]
     try:
         result = subprocess.run(command, capture_output=True, timeout=120, check=False)
     except subprocess.TimeoutExpired as error:
         raise TalkingError(f"{path.name}: decoding the audio took too long.") from error
+    reason = result.stderr.decode(errors="replace").strip().splitlines()
+    if result.returncode != 0 and any("matches no streams" in line for line in reason):
+        raise TalkingError(f"{path.name}: the file has no audio track (is it a photo or a silent "
+                           "video?); give a speech recording.")
     if result.returncode != 0 or not result.stdout:
-        reason = result.stderr.decode(errors="replace").strip().splitlines()
         detail = f" ({reason[-1]})" if reason else ""
         raise TalkingError(f"{path.name}: cannot read audio from this file{detail}.")
     return np.frombuffer(result.stdout[: len(result.stdout) // 4 * 4], dtype=np.float32).copy()
