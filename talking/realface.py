@@ -66,10 +66,7 @@ IBUG68_FROM_MESH = np.array([
     (78, 78), (81, 81), (13, 13), (311, 311), (308, 308), (402, 402), (14, 14), (178, 178),
 ])
 UPPER_INNER_LIP, LOWER_INNER_LIP = 13, 14
-# Eye centres (corner to corner) and mouth centre (lip corners and mid-lips) on the mesh, and the
-# same three of the detector's six keypoints.
-MESH_EYES_MOUTH = ((33, 133), (362, 263), (61, 291, 13, 14))
-DETECTOR_EYES_MOUTH = (0, 1, 3)
+DETECTOR_EYES_MOUTH = (0, 1, 3)  # of the face detector's six keypoints
 LEFT_EYE_CORNER, RIGHT_EYE_CORNER = 33, 263  # outer corners, image left and right
 
 
@@ -82,6 +79,12 @@ class FaceMesh:
     def ibug68(self) -> np.ndarray:
         """(68, 2) float32 iBUG-68 points (see ``IBUG68_FROM_MESH``)."""
         return self.points[IBUG68_FROM_MESH].mean(axis=1).astype(np.float32)
+
+    def eyes_and_mouth(self) -> np.ndarray:
+        """(3, 2) image-left eye, image-right eye and mouth centres: the means of iBUG 36-41,
+        42-47 and 48-67, as the corpus renderer and the canonical frame define them."""
+        points = self.ibug68()
+        return np.stack([points[36:42].mean(0), points[42:48].mean(0), points[48:68].mean(0)])
 
     def eye_distance(self) -> float:
         """Distance between the outer eye corners (mesh 33 and 263), pixels."""
@@ -240,7 +243,7 @@ def _confirmed(image: np.ndarray, mesh: FaceMesh) -> FaceMesh | None:
                                           float(np.degrees(np.arctan2(across[1], across[0]))), scale)
     crop_matrix[:, 2] += MESH_CROP_SIDE / 2 - centre
     crop = _crop(image, crop_matrix)
-    parts = _apply(crop_matrix, _eyes_and_mouth(mesh.points))
+    parts = _apply(crop_matrix, mesh.eyes_and_mouth())
     tolerance = AGREEMENT * CONFIRM_EYE_DISTANCE * MESH_CROP_SIDE
     if not any(np.hypot(*(_keypoints(found) - parts).T).max() < 2 * tolerance for found in _detect(crop)):
         return None
@@ -294,11 +297,6 @@ def _keypoints(detection) -> np.ndarray:
     ``MESH_CROP_SIDE`` crop it ran on."""
     points = detection.location_data.relative_keypoints
     return np.array([(points[i].x, points[i].y) for i in DETECTOR_EYES_MOUTH]) * MESH_CROP_SIDE - 0.5
-
-
-def _eyes_and_mouth(points: np.ndarray) -> np.ndarray:
-    """(3, 2) the mesh's image-left eye, image-right eye and mouth centres."""
-    return np.stack([points[list(eye)].mean(axis=0) for eye in MESH_EYES_MOUTH])
 
 
 def _to_meshes(faces: list, shape: tuple[int, ...]) -> list[FaceMesh]:

@@ -6,11 +6,14 @@ import cv2
 import numpy as np
 import pytest
 from faces import photo_with_face, render_face, textured_photo
+from matplotlib import cbook
+from PIL import Image
 
 from talking.errors import TalkingError
 from talking.face import Paster, align_face, canonical_landmarks, detect_face, paste_back
+from talking.image import load_image
 
-SPEAKER = 1  # a synthetic speaker whose face and eyes the Haar cascades find at every size tried
+SPEAKER = 1  # a synthetic speaker
 
 
 def psnr(a, b):
@@ -44,8 +47,14 @@ def test_largest_face_is_chosen():
 
 
 def test_photo_without_face_is_a_talking_error_naming_it():
-    with pytest.raises(TalkingError, match="No face found in beach.jpg"):
+    with pytest.raises(TalkingError, match="No face found in beach.jpg: use a photo with one clearly"):
         detect_face(textured_photo(), name="beach.jpg")
+
+
+def test_photo_shrunk_by_max_side_says_to_raise_it():
+    photo, _ = photo_with_face(SPEAKER, 150, 60, 200)
+    with pytest.raises(TalkingError, match=r"64x48 pixels.*--max-side"):
+        detect_face(load_image(photo, max_side=64))
 
 
 def test_large_photo_is_detected_quickly():
@@ -63,12 +72,38 @@ def test_alignment_puts_eyes_and_mouth_at_canonical_positions(size):
     assert landing_error(aligned, points) < 4  # pixels of the 128 crop
 
 
-@pytest.mark.parametrize("roll", [-12, 12])
+def test_small_face_in_a_large_photo_is_found_and_aligned():
+    photo, points = photo_with_face(SPEAKER, 900, 700, 60, textured_photo(1200, 1600))
+    assert landing_error(align_face(photo), points) < 5  # 3.0 measured; eyes 17 pixels apart
+
+
+@pytest.mark.parametrize("roll", [-30, -12, 12, 30])
 def test_head_roll_is_straightened(roll):
     face, points = render_face(SPEAKER, 200, roll=roll)
     photo = textured_photo()
     photo[60:260, 150:350] = face
     assert landing_error(align_face(photo), points + (150, 60)) < 4
+
+
+def test_real_face_rolled_by_30_degrees_gives_the_upright_crop():
+    photo = np.array(Image.open(cbook.get_sample_data("grace_hopper.jpg")).convert("RGB"))
+    height, width = photo.shape[:2]
+    turn = cv2.getRotationMatrix2D(((width - 1) / 2, (height - 1) / 2), 30, 1.0)
+    rolled = align_face(cv2.warpAffine(photo, turn, (width, height), borderMode=cv2.BORDER_REFLECT))
+    upright = align_face(photo)
+    assert np.median(np.hypot(*(rolled.landmarks - upright.landmarks).T)) < 1.0  # crop pixels
+    assert psnr(rolled.crop, upright.crop) > 25
+
+
+def test_aligned_landmarks_are_the_faces_own_in_crop_pixels():
+    photo, points = photo_with_face(SPEAKER, 150, 60, 200)
+    aligned = align_face(photo, resolution=128)
+    assert aligned.landmarks.shape == (68, 2)
+    landmarks = aligned.landmarks
+    centres = np.stack([landmarks[36:42].mean(0), landmarks[42:48].mean(0), landmarks[48:68].mean(0)])
+    # The crop's eyes and mouth sit on the canonical ones, and the landmarks say where they are.
+    assert np.abs(centres - canonical_landmarks(128)).max() < 1.5
+    assert np.abs(centres - cv2.transform(points[None], aligned.matrix)[0]).max() < 4
 
 
 def test_rendered_face_aligns_back_to_almost_the_identity():
@@ -79,7 +114,7 @@ def test_rendered_face_aligns_back_to_almost_the_identity():
     assert np.abs(moved - corners).max() < 4  # pixels, at the crop's far corners
 
 
-def test_most_synthetic_speakers_are_found_and_aligned_within_a_few_pixels():
+def test_synthetic_speakers_are_found_and_aligned_within_a_few_pixels():
     errors = []
     for speaker in range(12):
         photo, points = photo_with_face(speaker, 200, 100, 150)
@@ -87,7 +122,7 @@ def test_most_synthetic_speakers_are_found_and_aligned_within_a_few_pixels():
             errors.append(landing_error(align_face(photo), points))
         except TalkingError:
             continue
-    assert len(errors) >= 6  # Haar misses some dark, bearded or bespectacled faces (~1 in 4)
+    assert len(errors) >= 11  # the Haar cascades found 8 of these 12
     assert np.median(errors) < 3
 
 

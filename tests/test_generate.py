@@ -218,5 +218,6 @@ def test_cli_bad_photo_exits_2_with_one_line_and_no_file(speech, checkpoint, tmp
         cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        "error: No face found in wall.png: use a photo with one clearly visible, roughly frontal face."]
+        "error: No face found in wall.png: use a photo with one clearly visible face looking at the "
+        "camera; if the face is small, crop the photo closer to it."]
     assert not output.exists()
