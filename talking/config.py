@@ -27,6 +27,11 @@ CANONICAL_LEFT_EYE = (0.36, 0.42)
 CANONICAL_RIGHT_EYE = (0.64, 0.42)
 CANONICAL_MOUTH = (0.50, 0.74)
 
+# The mouth's articulation, each in [0, 1]: the synthetic corpus draws mouths from them
+# (talking.corpus.visemes) and the motion predictor predicts them (talking.models.motion).
+MOUTH_PARAMETERS = ("jaw_open", "lip_spread", "lip_round", "upper_lip_raise", "lower_lip_tuck",
+                    "teeth", "tongue")
+
 
 @dataclass(frozen=True)
 class AudioConfig:

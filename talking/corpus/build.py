@@ -26,12 +26,12 @@ from pathlib import Path
 import numpy as np
 
 from talking.audio import extract_features
-from talking.config import FPS, RESOLUTION, SAMPLE_RATE
+from talking.config import FPS, MOUTH_PARAMETERS, RESOLUTION, SAMPLE_RATE
 from talking.corpus.appearance import FaceStyle, sample_face_style, sample_scene_style
 from talking.corpus.motion import HEAD_OFFSET_AXES, HEAD_POSE_AXES, face_motion
 from talking.corpus.render import render_clip
 from talking.corpus.text import free_sentence, grid_sentence
-from talking.corpus.visemes import MOUTH_PARAMETERS, mouth_parameters
+from talking.corpus.visemes import mouth_parameters
 from talking.data import SPLITS, load_index, quantize_pcm16, write_clip, write_index
 from talking.errors import TalkingError
 from talking.speech import Voice, synthesize

@@ -1,4 +1,4 @@
-"""The mouth from its parameters (:data:`~talking.corpus.visemes.MOUTH_PARAMETERS`): lips, oral
+"""The mouth from its parameters (:data:`~talking.config.MOUTH_PARAMETERS`): lips, oral
 cavity, teeth and tongue, and the 20 lip landmarks (iBUG 48-67).
 
 The lips meet on the lip line through :data:`~talking.config.CANONICAL_MOUTH`. Opening the jaw

@@ -16,11 +16,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from talking.config import MOUTH_PARAMETERS
 from talking.corpus.appearance import FaceStyle, SceneStyle
 from talking.corpus.geometry import FaceFrame, face_frame, surface_height
 from talking.corpus.motion import FaceMotion
 from talking.corpus.shapes import Part, superellipse
-from talking.corpus.visemes import MOUTH_PARAMETERS
 
 _SHIFT = 4  # OpenCV fixed-point bits: 1/16 pixel
 _PIVOT = np.array([0.5, 0.75])  # the head turns about the neck

@@ -1,7 +1,7 @@
 """Phonemes -> mouth parameters per video frame, with coarticulation.
 
 Each IPA phoneme maps to one viseme (a diphthong to two, splitting its time); a viseme is a
-target value for each of the :data:`MOUTH_PARAMETERS` plus how strongly it holds that target.
+target value for each of the :data:`~talking.config.MOUTH_PARAMETERS` plus how strongly it holds that target.
 Coarticulation follows Cohen & Massaro (1993): every segment exerts a *dominance*
 ``D(t) = alpha * exp(-d(t) / tau)`` over each parameter, ``d`` being the distance from ``t`` to
 the segment (0 inside it), and the mouth at time ``t`` is the dominance-weighted mean of the
@@ -21,9 +21,6 @@ import numpy as np
 
 from talking.audio import video_frame_times
 from talking.speech import SILENCE, Phoneme
-
-MOUTH_PARAMETERS = ("jaw_open", "lip_spread", "lip_round", "upper_lip_raise", "lower_lip_tuck",
-                    "teeth", "tongue")
 
 _H, _V, _M, _L, _F = 1000.0, 6.0, 3.0, 1.0, 0.1  # dominance: hold, vowel, medium, low, free
 _CONSONANT_TAU, _VOWEL_TAU, _SILENCE_TAU = 0.045, 0.07, 0.06  # seconds
