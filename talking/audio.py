@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 import os
 import subprocess
 from dataclasses import dataclass
@@ -58,6 +59,7 @@ def load_audio(
     Raises :class:`TalkingError` for a missing, empty, unreadable, non-finite, too short or too
     long input. Silence is valid audio.
     """
+    check_length_limit(config)
     if isinstance(source, np.ndarray):
         if sample_rate is None:
             raise TalkingError("An audio array needs its sample rate (sample_rate=...).")
@@ -91,6 +93,14 @@ def load_audio(
 
         wav = soxr.resample(wav, rate, config.sample_rate, quality="HQ")
     return np.ascontiguousarray(wav, dtype=np.float32)
+
+
+def check_length_limit(config: AudioConfig) -> None:
+    """:class:`TalkingError` unless ``config.max_seconds`` is a finite number of seconds that
+    leaves room for ``config.min_seconds`` of speech."""
+    if not (math.isfinite(config.max_seconds) and config.max_seconds >= config.min_seconds):
+        raise TalkingError(f"max_seconds (the longest speech accepted) must be a number of seconds "
+                           f"of at least {config.min_seconds}, got {config.max_seconds}.")
 
 
 def _from_array(array: np.ndarray) -> np.ndarray:

@@ -6,7 +6,13 @@ and Gradio play without re-encoding: H.264 (libx264), yuv420p, ``+faststart``, A
 appears atomically: ffmpeg writes a hidden temporary file beside the target, which replaces the
 target only once everything has succeeded; on any failure, an exception from the caller's frame
 loop included, the temporary file is deleted and a file already under the target name is left
-as it was.
+as it was. The file gets the permissions any new file gets (0666 less the umask).
+
+The temporary files (the video and the speech as wav) are named
+``.<stem>.<pid>-<random>.partial.(mp4|wav)`` beside the target. A process killed outright
+(SIGKILL, a power cut) cannot delete them, so every writer first deletes those of processes that
+no longer run; the CLI turns SIGTERM into an exception, so that ``timeout`` and container stops
+clean up at once.
 
 :func:`read_video` streams (H, W, 3) uint8 RGB frames, optionally resampled to another frame
 rate; :func:`probe` reports a file's streams. Both run ffmpeg with argument lists, never a shell.
@@ -18,6 +24,7 @@ import contextlib
 import dataclasses
 import os
 import re
+import secrets
 import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -63,8 +70,8 @@ class VideoWriter:
             # A path that cannot be written fails here, before any frame is made.
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._partial = self._temporary_file(self.path.parent, f".{self.path.stem[:64]}.",
-                                                     ".partial.mp4")
+                sweep_partial_files(self.path.parent)
+                self._partial = self._partial_file(".mp4")
                 if self.path.is_dir():
                     raise TalkingError(f"Cannot write {self.path}: it is a folder.")
             except OSError as error:
@@ -126,10 +133,12 @@ class VideoWriter:
             with contextlib.suppress(OSError):  # the killed ffmpeg's stdin is a broken pipe
                 self._writer.close()
 
-    def _temporary_file(self, directory: Path | None, prefix: str, suffix: str) -> Path:
-        descriptor, name = tempfile.mkstemp(suffix=suffix, prefix=prefix, dir=directory)
-        os.close(descriptor)
-        path = Path(name)
+    def _partial_file(self, suffix: str) -> Path:
+        """A new empty hidden file beside the target, deleted on exit; created with mode 0666
+        so that the umask, not this code, decides who may read the video."""
+        name = f".{self.path.stem[:64]}.{os.getpid()}-{secrets.token_hex(4)}.partial{suffix}"
+        path = self.path.parent / name
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         self._stack.callback(path.unlink, missing_ok=True)
         return path
 
@@ -143,7 +152,7 @@ class VideoWriter:
 
         if self.audio.ndim != 1 or len(self.audio) == 0:
             raise ValueError(f"audio must be (S,) samples, got shape {self.audio.shape}")
-        path = self._temporary_file(None, "talking-", ".wav")
+        path = self._partial_file(".wav")
         soundfile.write(path, np.clip(self.audio, -1.0, 1.0), self.sample_rate, subtype="PCM_16")
         return path
 
@@ -152,6 +161,28 @@ class VideoWriter:
         lines = [line.strip() for line in self._log.read().splitlines() if line.strip()]
         errors = [line for line in lines if "error" in line.lower()]
         return (errors or lines or ["ffmpeg stopped without a message"])[-1]
+
+
+_PARTIAL_NAME = re.compile(r"\..*\.(\d+)-[0-9a-f]{8}\.partial\.(?:mp4|wav)")
+
+
+def sweep_partial_files(folder: Path) -> None:
+    """Delete the temporary files in ``folder`` that writers killed outright left behind: those
+    whose process id names no running process."""
+    for entry in folder.iterdir():
+        match = _PARTIAL_NAME.fullmatch(entry.name)
+        if match and not _is_running(int(match.group(1))):
+            entry.unlink(missing_ok=True)
+
+
+def _is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):  # another user's process; a pid beyond any real one
+        return True
+    return True
 
 
 def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray],

@@ -1,5 +1,11 @@
 """Videos out (browser-ready mp4 with the speech, written atomically) and back in."""
 
+import contextlib
+import os
+import stat
+import subprocess
+import sys
+import tempfile
 import tracemalloc
 
 import imageio_ffmpeg
@@ -89,6 +95,59 @@ def test_failure_keeps_an_existing_file_untouched(tmp_path):
             writer.write(np.zeros((32, 32, 3), np.uint8))
     assert target.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["talk.mp4"]
+
+
+@contextlib.contextmanager
+def umask(mask: int):
+    previous = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+@pytest.mark.parametrize(("mask", "mode"), [(0o022, 0o644), (0o027, 0o640), (0o077, 0o600)])
+def test_the_video_gets_the_permissions_the_umask_gives_also_when_replacing_a_file(tmp_path, mask,
+                                                                                   mode):
+    """Once always 0600 (mkstemp), even replacing a 0644 file."""
+    target = tmp_path / "talk.mp4"
+    target.write_bytes(b"an older video")
+    target.chmod(0o644)
+    with umask(mask):
+        write_video(target, frames(3), tone(0.12))
+    assert stat.S_IMODE(target.stat().st_mode) == mode
+
+
+def a_finished_process_id() -> int:
+    process = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                             capture_output=True, text=True, check=True)
+    return int(process.stdout)
+
+
+def test_temporary_files_of_killed_writers_are_swept_and_those_of_running_ones_kept(tmp_path):
+    """A writer killed outright (SIGKILL) leaves its hidden partial video and wav beside the
+    target; the next writer into that folder deletes them."""
+    dead, alive = a_finished_process_id(), os.getppid()
+    left = [tmp_path / f".talk.{dead}-0123abcd.partial.mp4", tmp_path / f".other.{dead}-89abcdef.partial.wav"]
+    running = tmp_path / f".talk.{alive}-0123abcd.partial.mp4"
+    mine = [tmp_path / ".talk.partial.mp4", tmp_path / "notes.12-0123abcd.partial.mp4"]
+    for path in [*left, running, *mine]:
+        path.write_bytes(b"half a video")
+    write_video(tmp_path / "talk.mp4", frames(3), tone(0.12))
+    assert sorted(tmp_path.iterdir()) == sorted([tmp_path / "talk.mp4", running, *mine])
+
+
+def test_the_speech_is_staged_beside_the_video_not_in_the_temp_folder(tmp_path, monkeypatch):
+    """Where a killed writer's wav can be swept (it once stayed in /tmp: 2.6 MB a minute)."""
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    with VideoWriter(tmp_path / "out" / "talk.mp4", tone(0.12)) as writer:
+        staged = sorted(path.name for path in (tmp_path / "out").iterdir())
+        writer.write(next(frames(1)))
+    assert [name.rsplit(".", 1)[1] for name in staged] == ["mp4", "wav"]
+    assert all(name.startswith(".talk.") and ".partial." in name for name in staged)
+    assert list((tmp_path / "tmp").iterdir()) == []
+    assert [path.name for path in (tmp_path / "out").iterdir()] == ["talk.mp4"]
 
 
 def test_frames_read_back_match_what_was_written(tmp_path):
