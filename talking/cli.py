@@ -156,11 +156,16 @@ def _generate(args: argparse.Namespace) -> int:
 
 def _evaluate_flags(parser: argparse.ArgumentParser) -> None:
     from talking.evaluate import EvaluateOptions
+    from talking.evaluate_real import RealOptions
 
     parser.add_argument("--checkpoint", nargs="*", default=[], metavar="DIR",
                         help="pipeline folders to evaluate, e.g. checkpoints/man-optical "
                         "checkpoints/man-keypoint")
+    parser.add_argument("--real", action="store_true",
+                        help="instead of a corpus split: real photos and real speech that ship in "
+                        "installed packages, judged by MediaPipe Face Mesh (talking.evaluate_real)")
     add_dataclass_arguments(parser, EvaluateOptions)
+    add_dataclass_arguments(parser, RealOptions)
 
 
 @command("evaluate", "the paper's metrics (SSIM, PSNR, CPBD, LMD, blinks/s, sync) over a corpus split, "
@@ -168,6 +173,8 @@ def _evaluate_flags(parser: argparse.ArgumentParser) -> None:
 def _evaluate(args: argparse.Namespace) -> int:
     from talking.evaluate import EvaluateOptions, evaluate
 
+    if args.real:
+        return _evaluate_real(args)
     try:
         options = dataclass_from_args(EvaluateOptions, args)
     except ValueError as error:
@@ -175,6 +182,19 @@ def _evaluate(args: argparse.Namespace) -> int:
     report = evaluate(args.checkpoint, options)
     print(f"{options.out}: results.md, results.json, metrics.png, sync.png, drift.png, frames.png "
           f"({report['clips']} clips; {', '.join(report['methods'])})")
+    return 0
+
+
+def _evaluate_real(args: argparse.Namespace) -> int:
+    from talking.evaluate_real import RealOptions, evaluate_real
+
+    try:
+        options = dataclass_from_args(RealOptions, args)
+    except ValueError as error:
+        raise TalkingError(str(error)) from error
+    report = evaluate_real(args.checkpoint, options, args.device)
+    print(f"{options.real_out}: results.md, results.json, contact sheets ({len(report['photos'])} photos, "
+          f"{len(report['speech'])} clips; {', '.join(report['methods'])})")
     return 0
 
 

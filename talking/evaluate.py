@@ -67,7 +67,8 @@ DRIFT_FRAMES = 50  # SSIM by frame index is reported for the first 50 frames (2 
 class EvaluateOptions:
     """What to evaluate and where to write it (the checkpoints are given separately)."""
 
-    corpus: str = dataclasses.field(metadata={"help": "corpus folder (synthetic: with ground truth)"})
+    corpus: str = dataclasses.field(default="", metadata={
+        "help": "corpus folder (synthetic: with ground truth); not with --real"})
     out: str = dataclasses.field(default="outputs/evaluation",
                                  metadata={"help": "folder for results.md, results.json and plots"})
     split: str = dataclasses.field(default="test", metadata={"help": "train, val or test"})
@@ -80,6 +81,8 @@ class EvaluateOptions:
     device: str = dataclasses.field(default="cpu", metadata={"help": "torch device for the networks"})
 
     def __post_init__(self) -> None:
+        if not self.corpus:
+            raise ValueError("give --corpus with a corpus folder, or --real for real photos and speech")
         if self.max_clips < 0 or self.max_offset < 1:
             raise ValueError("max_clips must be >= 0 and max_offset >= 1")
 

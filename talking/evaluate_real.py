@@ -1,0 +1,328 @@
+"""``python -m talking evaluate --real``: real photos and real speech, judged by a real-face tracker.
+
+The synthetic split says how well a model learnt its corpus; this track says what a user sees.
+For every photo (:mod:`talking.real_material`: real portraits at face widths of 100-600 px) and
+every real speech clip, each method makes the mp4 a user would get: the MAN checkpoints through
+:class:`talking.pipeline.TalkingFacePipeline`, ``static`` (the photo held still) and ``energy``
+(a checkpoint driven by a mouth whose jaw follows the loudness, where the pipeline takes a
+``motion``). Every video is encoded as ``talking.generate`` encodes (H.264, same CRF and preset)
+and decoded back, so what is measured is what the user gets. MediaPipe Face Mesh
+(:mod:`talking.realface`), trained on real faces and independent of our models, reads the lip
+gap of every frame; :mod:`talking.real_metrics` turns the tracks into figures:
+
+- lip activity, loud minus quiet, silence jitter and gap;
+- viseme accuracy: pocketsphinx's phones (:mod:`talking.phonemes`); the lips count as closed at a
+  gap within :data:`CLOSE_MARGIN` of the photo's own closed gap, open beyond :data:`OPEN_MARGIN`
+  of it (a photo with parted lips is held to :data:`CLOSED_GAP`, what the tracker reads on
+  closed real lips);
+- sharpness: the face's Laplacian variance (mouth box excluded) in the middle frame over that of
+  the photo encoded as a still video with the same settings (the ``static`` method's frame: the
+  ceiling); the SSIM above the mouth against the photo, the minimum over closed-mouth frames;
+  the background's PSNR against the photo.
+
+Per method, each figure is averaged over a photo's speech clips, then the median (and, for
+sharpness, the minimum) over photos is reported. Results go to ``--real-out``: results.json,
+results.md, a mouth contact sheet per case and a side-by-side face crop per photo
+(:mod:`talking.real_report`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from talking import real_metrics as rm
+from talking.config import FPS, SAMPLE_RATE
+from talking.errors import TalkingError
+from talking.real_material import PHOTOS, SPEECH, RealPhoto, real_photos, speech_path
+
+CLOSED_GAP = 0.02  # the most MediaPipe reads on closed real lips (grace_hopper: 0.003)
+CLOSE_MARGIN = 0.02  # lips within this of the closed gap are closed (a still photo jitters ~0.005)
+OPEN_MARGIN = 0.05  # lips this far beyond it are open: one real speaker's spread of the gap
+# gradio's clips are cut at the first word; a user's recording starts with a pause, in which the
+# mouth must stay closed and still
+LEAD_SILENCE = 0.6  # seconds
+SHEET_COLUMNS = 12  # mouth crops per row of a contact sheet
+SHIPPED = {"optical": "man-optical", "keypoint": "man-keypoint"}
+
+
+@dataclass(frozen=True)
+class RealOptions:
+    """What ``--real`` evaluates and where it writes (the checkpoints are given separately)."""
+
+    real_out: str = dataclasses.field(default="docs/results/real", metadata={
+        "help": "with --real: folder for results.md, results.json and the contact sheets"})
+    photos: str = dataclasses.field(default=",".join(PHOTOS), metadata={
+        "help": "with --real: comma-separated photos, each at its face widths"})
+    speech: str = dataclasses.field(default=",".join(SPEECH), metadata={
+        "help": "with --real: comma-separated speech clips (gradio's, or audio files)"})
+    seconds: float = dataclasses.field(default=4.0, metadata={
+        "help": "with --real: use the first SECONDS of each clip"})
+    methods: str = dataclasses.field(default="optical,keypoint,energy", metadata={
+        "help": "with --real: shipped checkpoints (optical, keypoint) and the energy baseline to "
+                "evaluate besides --checkpoint and the static photo (always: the sharpness ceiling)"})
+
+    def __post_init__(self) -> None:
+        if self.seconds <= 0:
+            raise ValueError(f"seconds must be positive, got {self.seconds}")
+        unknown = set(_names(self.methods)) - {*SHIPPED, "energy"}
+        if unknown:
+            raise ValueError(f"unknown methods {', '.join(sorted(unknown))}: use optical, keypoint "
+                             "or energy, and --checkpoint for other folders")
+
+
+@dataclass
+class Clip:
+    """One speech clip: ``wav`` (S,) float32 at 22050 Hz, its per-frame RMS (N,), its phones."""
+
+    name: str
+    wav: np.ndarray
+    rms: np.ndarray
+    phones: list
+
+
+@dataclass
+class Track:
+    """What one decoded video gives: the lip gap (N,) and the box above the mouth of each frame,
+    its middle frame (H, W, 3) and mouth crops of every ``step``-th frame."""
+
+    gaps: np.ndarray
+    above: list[np.ndarray]
+    middle: np.ndarray
+    mouths: list[np.ndarray]
+
+
+MakeVideo = Callable[[np.ndarray, np.ndarray, Path], None]  # photo, wav, mp4 to write
+
+
+def evaluate_real(checkpoints: list[str], options: RealOptions, device: str = "cpu") -> dict:
+    """Evaluate ``checkpoints`` (pipeline folders) and ``options.methods`` on the real material;
+    write the report to ``options.real_out`` and return it."""
+    from talking.real_report import write_real_report
+
+    out = Path(options.real_out)
+    methods = _methods(checkpoints, _names(options.methods), device)
+    clips = [_load_clip(name, options.seconds) for name in _names(options.speech)]
+    photos = real_photos(_names(options.photos))
+    cases, sheets, sides = [], {}, {}
+    for photo in photos:
+        regions, photo_gap = _photo_reference(photo)
+        for clip in clips:
+            case = f"{photo.case}_{Path(clip.name).stem}"
+            tracks = {}
+            for name, make in methods.items():
+                started = time.perf_counter()
+                path = out / "videos" / f"{case}_{name}.mp4"
+                make(photo.image, clip.wav, path)
+                seconds = time.perf_counter() - started
+                tracks[name] = _track(path, photo.image, regions)
+                # the static video's face is the photo encoded as every video is: the ceiling
+                ceiling = rm.laplacian_variance(tracks["static"].middle, regions.face)
+                row = _measures(tracks[name], clip, photo.image, photo_gap, regions, ceiling)
+                cases.append({"photo": photo.case, "speech": clip.name, "method": name,
+                              "real_time_factor": seconds / (len(clip.wav) / SAMPLE_RATE), **row})
+                print(f"{case} {name}: lip activity {_fmt(row['lip_activity'])}, sharpness "
+                      f"{_fmt(row['sharpness'])} ({seconds:.1f} s)", flush=True)
+            sheets[case] = (tracks, clip)
+            sides.setdefault(photo.case, (photo.image, regions, {n: t.middle for n, t in tracks.items()}))
+    report = {"photos": [{"case": p.case, "size": list(p.image.shape[:2])} for p in photos],
+              "speech": [{"name": c.name, "seconds": len(c.wav) / SAMPLE_RATE,
+                          "phones": " ".join(p.label for p in c.phones)} for c in clips],
+              "thresholds": {"closed_gap": CLOSED_GAP, "close_margin": CLOSE_MARGIN,
+                             "open_margin": OPEN_MARGIN, "silence_db": rm.SILENCE_DB},
+              "methods": summarize(cases, list(methods)), "cases": cases}
+    write_real_report(report, sheets, sides, out)
+    return report
+
+
+FIGURES = ("lip_activity", "loud_minus_quiet", "bilabial_closed", "open_vowel_open", "silence_jitter",
+           "silence_gap", "face_found", "sharpness", "ssim_above_mouth", "background_psnr",
+           "real_time_factor")
+
+
+def summarize(cases: list[dict], methods: list[str]) -> dict:
+    """Per method and figure: each photo's mean over its clips, then the median over photos;
+    for sharpness also the minimum over photos (``sharpness_min``)."""
+    summary = {}
+    for method in methods:
+        rows = [c for c in cases if c["method"] == method]
+        per_photo = {figure: [] for figure in FIGURES}
+        for photo in dict.fromkeys(c["photo"] for c in rows):
+            for figure in FIGURES:
+                values = [c[figure] for c in rows if c["photo"] == photo and c[figure] is not None]
+                if values:
+                    per_photo[figure].append(float(np.mean(values)))
+        summary[method] = {f: float(np.median(v)) if v else None for f, v in per_photo.items()}
+        summary[method]["sharpness_min"] = min(per_photo["sharpness"], default=None)
+    return summary
+
+
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _load_clip(name: str, seconds: float) -> Clip:
+    """The first ``seconds`` of clip ``name`` after :data:`LEAD_SILENCE` of silence."""
+    from talking.audio import load_audio
+    from talking.phonemes import recognise_phones
+
+    speech = load_audio(speech_path(name))[: int(round(seconds * SAMPLE_RATE))]
+    wav = np.concatenate([np.zeros(int(LEAD_SILENCE * SAMPLE_RATE), np.float32), speech])
+    frames = int(np.ceil(len(wav) * FPS / SAMPLE_RATE))  # talking.audio.num_video_frames
+    return Clip(name, wav, rm.frame_rms(wav, SAMPLE_RATE, FPS, frames), recognise_phones(wav, SAMPLE_RATE))
+
+
+# ---------------------------------------------------------------------------------------------
+# Methods: each writes the mp4 a user would get
+# ---------------------------------------------------------------------------------------------
+
+
+def encode(frames: Iterable[np.ndarray], wav: np.ndarray, path: Path) -> None:
+    """Write ``frames`` with ``wav`` as ``talking.generate`` writes its videos."""
+    from talking.generate import ENCODER_PRESET
+    from talking.video import VideoWriter
+
+    with VideoWriter(path, wav, fps=FPS, sample_rate=SAMPLE_RATE, preset=ENCODER_PRESET) as writer:
+        for frame in frames:
+            writer.write(frame)
+
+
+def static_video(photo: np.ndarray, wav: np.ndarray, path: Path) -> None:
+    """The photo held still for the length of the speech."""
+    encode((photo for _ in range(int(np.ceil(len(wav) * FPS / SAMPLE_RATE)))), wav, path)
+
+
+def energy_motion(wav: np.ndarray) -> np.ndarray:
+    """(N, 7) mouth parameters (corpus order) at rest but ``jaw_open``, which follows the speech's
+    RMS rescaled from its quietest to its loudest frame to 0..ENERGY_MAX_OPENING."""
+    from talking.baselines import ENERGY_MAX_OPENING
+    from talking.config import MOUTH_PARAMETERS
+
+    frames = int(np.ceil(len(wav) * FPS / SAMPLE_RATE))
+    rms = rm.frame_rms(wav, SAMPLE_RATE, FPS, frames)
+    motion = np.zeros((frames, len(MOUTH_PARAMETERS)), np.float32)
+    span = float(rms.max() - rms.min())
+    if span > 0:
+        motion[:, MOUTH_PARAMETERS.index("jaw_open")] = ENERGY_MAX_OPENING * (rms - rms.min()) / span
+    return motion
+
+
+def model_video(folder: Path, device: str, motion: Callable[[np.ndarray], np.ndarray] | None = None
+                ) -> MakeVideo:
+    """The pipeline in ``folder``; with ``motion``, driven by ``motion(wav)`` instead of its own."""
+    from talking.generate import load_pipeline, set_threads
+
+    set_threads(None)
+    pipe = load_pipeline(folder.resolve(), device)
+
+    def make(photo: np.ndarray, wav: np.ndarray, path: Path) -> None:
+        extra = {} if motion is None else {"motion": motion(wav)}
+        result = pipe(photo, wav, sample_rate=SAMPLE_RATE, **extra)
+        encode(result.frames, result.audio, path)
+
+    return make
+
+
+def takes_motion() -> bool:
+    """Whether the pipeline can be driven by a given mouth motion (the energy baseline needs it)."""
+    from talking.pipeline import TalkingFacePipeline
+
+    return "motion" in inspect.signature(TalkingFacePipeline.__call__).parameters
+
+
+def _methods(checkpoints: list[str], names: list[str], device: str) -> dict[str, MakeVideo]:
+    from talking.generate import CHECKPOINTS
+
+    folders = {f"man-{n}": CHECKPOINTS / SHIPPED[n] for n in names if n in SHIPPED}
+    folders.update({Path(c).name: Path(c) for c in checkpoints})
+    methods: dict[str, MakeVideo] = {"static": static_video}  # first: every case's ceiling
+    methods.update({name: model_video(folder, device) for name, folder in folders.items()})
+    if "energy" in names:
+        if not takes_motion() or not folders:
+            print("energy: skipped (the pipeline takes no motion=, or no checkpoint to drive)")
+        else:
+            methods["energy"] = model_video(next(iter(folders.values())), device, energy_motion)
+    return methods
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading the videos back
+# ---------------------------------------------------------------------------------------------
+
+
+def _photo_reference(photo: RealPhoto) -> tuple[rm.FaceRegions, float]:
+    """The photo's regions and its own lip gap, from the tracker."""
+    from talking.realface import find_face_mesh
+
+    mesh = find_face_mesh(photo.image)
+    if mesh is None:
+        raise TalkingError(f"The face tracker finds no face in {photo.case}.")
+    return rm.FaceRegions.from_landmarks(mesh.ibug68(), photo.image.shape), mesh.lip_gap()
+
+
+def _decoded(path: Path, shape: tuple[int, ...]) -> Iterator[np.ndarray]:
+    """The frames of ``path`` without the row or column the encoder pads odd sizes with."""
+    from talking.video import read_video
+
+    for frame in read_video(path):
+        yield frame[: shape[0], : shape[1]]
+
+
+def _track(path: Path, photo: np.ndarray, regions: rm.FaceRegions) -> Track:
+    """Read ``path`` once: the tracker's lip gaps, and the box above the mouth of each frame, the
+    middle frame and every k-th mouth crop, taken as the frames pass to the tracker."""
+    from talking.realface import lip_gaps
+    from talking.video import probe
+
+    total = probe(path).num_frames or 1
+    step = max(1, int(np.ceil(total / SHEET_COLUMNS)))
+    seen: dict = {"above": [], "mouths": [], "middle": None}
+
+    def tap(frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        for i, frame in enumerate(frames):
+            seen["above"].append(rm.crop(frame, regions.above_mouth).copy())
+            if i % step == 0:
+                seen["mouths"].append(rm.crop(frame, regions.mouth).copy())
+            if i == total // 2:
+                seen["middle"] = frame.copy()
+            yield frame
+
+    gaps = lip_gaps(tap(_decoded(path, photo.shape)))
+    if seen["middle"] is None:
+        raise TalkingError(f"{path.name} has fewer frames than its header says.")
+    return Track(gaps, seen["above"], seen["middle"], seen["mouths"])
+
+
+def _measures(track: Track, clip: Clip, photo: np.ndarray, photo_gap: float, regions: rm.FaceRegions,
+              ceiling: float) -> dict:
+    """The figures of one method on one photo and clip (see the module's docstring)."""
+    gaps = track.gaps[: len(clip.rms)]
+    closed = min(photo_gap, CLOSED_GAP)
+    closed_below, open_above = closed + CLOSE_MARGIN, closed + OPEN_MARGIN
+    phones = clip.phones
+    jitter, silent_gap = rm.silence_stillness(gaps, rm.silent_frames(clip.rms))
+    above = rm.crop(photo, regions.above_mouth)
+    ssim_shut = [rm.luma_ssim(track.above[i], above) for i in np.flatnonzero(gaps <= closed_below)]
+    track.above.clear()  # measured; the sheets need only the mouths
+    return {
+        "lip_activity": rm.lip_activity(gaps),
+        "loud_minus_quiet": rm.loud_minus_quiet(gaps, clip.rms),
+        "bilabial_closed": rm.viseme_accuracy(gaps, phones, FPS, rm.BILABIALS, closed_below=closed_below),
+        "open_vowel_open": rm.viseme_accuracy(gaps, phones, FPS, rm.OPEN_VOWELS, open_above=open_above),
+        "silence_jitter": jitter,
+        "silence_gap": silent_gap,
+        "face_found": float(np.isfinite(gaps).mean()),
+        "sharpness": rm.laplacian_variance(track.middle, regions.face) / max(ceiling, 1e-9),
+        "ssim_above_mouth": min(ssim_shut, default=None),
+        "background_psnr": rm.background_psnr(track.middle, photo, regions.background),
+    }

@@ -1,0 +1,198 @@
+"""Measures of a talking video made from a real photo and real speech, as pure numpy functions.
+
+The mouth is read by an independent real-face tracker (:mod:`talking.realface`) as a *lip gap*
+per frame: the inner-lip gap over the eye-corner distance, 0 for closed lips. From that track:
+
+- :func:`lip_activity`: its standard deviation over the clip (real speakers: about 0.05);
+- :func:`loud_minus_quiet`: the mean gap in the loudest third of the frames minus the quietest
+  third, loudness being the speech's RMS over each frame (:func:`frame_rms`); real speakers
+  0.011-0.022;
+- :func:`viseme_accuracy`: the share of phone intervals (from :mod:`talking.phonemes`) in which
+  the lips close (``P B M``: the smallest gap at most ``closed_below``) or open (open vowels: the
+  largest gap at least ``open_above``). Real lips lead the sound by about 80 ms, so each interval
+  is searched from :data:`LIP_LEAD` frames before its start;
+- :func:`silence_stillness`: in silent stretches (:func:`silent_frames`), the mean frame-to-frame
+  change of the gap (jitter) and the mean gap (a closed mouth is near 0);
+- :func:`pearson`: the correlation of two gap tracks (a generated one and a real speaker's).
+
+Sharpness and faithfulness to the photo, in regions found from the photo's own landmarks
+(:class:`FaceRegions`, iBUG-68 points in photo pixels):
+
+- :func:`laplacian_variance`: the variance of the grey Laplacian over a region, a standard focus
+  measure; the evaluation divides a frame's by the same photo's encoded as a still video;
+- :func:`luma_ssim`: SSIM of the grey levels (a box of a frame against the photo's);
+- :func:`background_psnr`: PSNR over the pixels outside the face; infinite when untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from talking import metrics
+from talking.phonemes import Phone
+
+BILABIALS = frozenset({"P", "B", "M"})
+OPEN_VOWELS = frozenset({"AA", "AE", "AH", "AO", "AW", "AY"})
+LIP_LEAD = 2  # frames (80 ms at 25 fps) by which real lips lead the sound
+SILENCE_DB = -30.0  # a frame this far below the clip's loud level (95th percentile RMS) is silent
+MIN_SILENCE_FRAMES = 5  # 200 ms: shorter pauses are stop closures and gaps between words
+MOUTH_MARGIN = 0.3  # the mouth box reaches this fraction of the mouth's width beyond the lips
+BACKGROUND_MARGIN = 0.1  # the background starts this fraction of the face's width beyond it
+
+
+def frame_rms(wav: np.ndarray, sample_rate: int, fps: float, num_frames: int) -> np.ndarray:
+    """(N,) root mean square of the samples of each video frame ``[t / fps, (t + 1) / fps)``."""
+    edges = np.round(np.arange(num_frames + 1) * sample_rate / fps).astype(np.int64)
+    squares = np.concatenate([[0.0], np.cumsum(np.asarray(wav, np.float64) ** 2)])
+    edges = np.minimum(edges, len(wav))
+    counts = np.maximum(np.diff(edges), 1)
+    return np.sqrt((squares[edges[1:]] - squares[edges[:-1]]) / counts)
+
+
+def lip_activity(gaps: np.ndarray) -> float | None:
+    """Standard deviation of the lip gap over the frames where a face was found."""
+    found = gaps[np.isfinite(gaps)]
+    return float(found.std()) if len(found) > 1 else None
+
+
+def loud_minus_quiet(gaps: np.ndarray, rms: np.ndarray) -> float | None:
+    """Mean gap of the loudest third of the frames minus that of the quietest third."""
+    found = np.isfinite(gaps)
+    gaps, rms = gaps[found], rms[found]
+    third = len(gaps) // 3
+    if third == 0:
+        return None
+    order = np.argsort(rms, kind="stable")
+    return float(gaps[order[-third:]].mean() - gaps[order[:third]].mean())
+
+
+def interval_frames(phone: Phone, fps: float, num_frames: int, lead: int = LIP_LEAD) -> np.ndarray:
+    """Frames whose mid-time lies in the phone's interval, from ``lead`` frames before it."""
+    mid = (np.arange(num_frames) + 0.5) / fps  # talking.audio.video_frame_times
+    inside = np.flatnonzero((mid >= phone.start) & (mid < phone.end))
+    if len(inside) == 0:  # a phone shorter than a frame: the frame it falls in
+        inside = np.array([min(int(phone.start * fps), num_frames - 1)])
+    return np.arange(max(inside[0] - lead, 0), inside[-1] + 1)
+
+
+def viseme_accuracy(gaps: np.ndarray, phones: Iterable[Phone], fps: float, labels: frozenset[str],
+                    closed_below: float | None = None, open_above: float | None = None) -> float | None:
+    """Share of the ``labels`` phones in which the lips close (the smallest gap of the interval
+    at most ``closed_below``) or, given ``open_above`` instead, open (the largest at least it).
+    None when no such phone was heard or the tracker lost the face throughout."""
+    if (closed_below is None) == (open_above is None):
+        raise ValueError("give closed_below or open_above")
+    hits = []
+    for phone in phones:
+        if phone.label not in labels:
+            continue
+        track = gaps[interval_frames(phone, fps, len(gaps))]
+        track = track[np.isfinite(track)]
+        if len(track):
+            hits.append(track.min() <= closed_below if open_above is None else track.max() >= open_above)
+    return float(np.mean(hits)) if hits else None
+
+
+def silent_frames(rms: np.ndarray, below_db: float = SILENCE_DB,
+                  min_frames: int = MIN_SILENCE_FRAMES) -> np.ndarray:
+    """(N,) bool: frames in runs of at least ``min_frames`` frames ``below_db`` under the clip's
+    loud level (its 95th percentile RMS)."""
+    loud = max(float(np.percentile(rms, 95)), 1e-9)
+    quiet = 20 * np.log10(np.maximum(rms, 1e-12) / loud) < below_db
+    silent = np.zeros_like(quiet)
+    start = None
+    for i, q in enumerate([*quiet, False]):
+        if q and start is None:
+            start = i
+        elif not q and start is not None:
+            silent[start:i] = i - start >= min_frames
+            start = None
+    return silent
+
+
+def silence_stillness(gaps: np.ndarray, silent: np.ndarray) -> tuple[float | None, float | None]:
+    """(mean |frame-to-frame change| of the gap, mean gap) over the silent frames; Nones when
+    the clip has no silent stretch."""
+    pairs = silent[1:] & silent[:-1]
+    steps = np.abs(np.diff(gaps))[pairs]
+    steps, held = steps[np.isfinite(steps)], gaps[silent & np.isfinite(gaps)]
+    return (float(steps.mean()) if len(steps) else None, float(held.mean()) if len(held) else None)
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Correlation of two tracks over the frames both have; None if either is constant there."""
+    both = np.isfinite(a) & np.isfinite(b)
+    a, b = a[both], b[both]
+    if len(a) < 3 or a.std() == 0 or b.std() == 0:
+        return None
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+# ---------------------------------------------------------------------------------------------
+# Regions of a photo and sharpness
+# ---------------------------------------------------------------------------------------------
+
+Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels, exclusive ends
+
+
+@dataclass(frozen=True)
+class FaceRegions:
+    """Where to measure, from a photo's iBUG-68 landmarks: ``face`` (H, W) bool, the hull of the
+    jaw line and brows without ``mouth`` (the lips' box, widened by :data:`MOUTH_MARGIN`), the
+    box ``above_mouth`` (brows, eyes and nose: what a mouth's motion must leave alone) and
+    ``background`` (H, W) bool, everything :data:`BACKGROUND_MARGIN` of the face width beyond it."""
+
+    face: np.ndarray
+    mouth: Box
+    above_mouth: Box
+    background: np.ndarray
+
+    @classmethod
+    def from_landmarks(cls, points: np.ndarray, shape: Sequence[int]) -> FaceRegions:
+        """Regions of an image of ``shape`` (H, W, ...) from its (68, 2) landmarks."""
+        height, width = shape[:2]
+        hull = cv2.convexHull(np.round(points[:27]).astype(np.int32))  # jaw 0-16, brows 17-26
+        face = np.zeros((height, width), np.uint8)
+        cv2.fillConvexPoly(face, hull, 1)
+        lips = points[48:68]
+        margin = MOUTH_MARGIN * (lips[:, 0].max() - lips[:, 0].min())
+        mouth = _box(lips.min(0) - margin, lips.max(0) + margin, width, height)
+        face_mask = face.astype(bool)
+        face_mask[mouth[1]:mouth[3], mouth[0]:mouth[2]] = False
+        brows_eyes_nose = points[17:48]
+        above = _box(brows_eyes_nose.min(0), (brows_eyes_nose[:, 0].max(), points[33, 1]), width, height)
+        reach = max(1, int(round(BACKGROUND_MARGIN * (points[:17, 0].max() - points[:17, 0].min()))))
+        grown = cv2.dilate(face, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1,) * 2))
+        return cls(face=face_mask, mouth=mouth, above_mouth=above, background=~grown.astype(bool))
+
+
+def _box(low: np.ndarray, high: np.ndarray, width: int, height: int) -> Box:
+    x0, y0 = (int(max(np.floor(v), 0)) for v in low)
+    return x0, y0, int(min(np.ceil(high[0]) + 1, width)), int(min(np.ceil(high[1]) + 1, height))
+
+
+def crop(image: np.ndarray, box: Box) -> np.ndarray:
+    """``image``'s pixels in ``box``."""
+    x0, y0, x1, y1 = box
+    return image[y0:y1, x0:x1]
+
+
+def laplacian_variance(image: np.ndarray, region: np.ndarray) -> float:
+    """Variance of the Laplacian of ``image`` (H, W, 3) RGB over ``region`` (H, W) bool."""
+    grey = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY).astype(np.float64)
+    return float(cv2.Laplacian(grey, cv2.CV_64F, ksize=1)[region].var())
+
+
+def luma_ssim(image: np.ndarray, reference: np.ndarray) -> float:
+    """SSIM of the grey levels of ``image`` against ``reference`` (H, W, 3) RGB, same shape."""
+    grey = [cv2.cvtColor(np.ascontiguousarray(a), cv2.COLOR_RGB2GRAY) for a in (image, reference)]
+    return metrics.ssim(*grey)
+
+
+def background_psnr(image: np.ndarray, photo: np.ndarray, background: np.ndarray) -> float:
+    """PSNR (dB) of ``image`` against ``photo`` over ``background`` (H, W) bool; inf if equal."""
+    return metrics.psnr(image[background], photo[background])

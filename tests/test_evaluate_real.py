@@ -1,0 +1,169 @@
+"""The real-input evaluation track: its measures on known answers, and one small run end to end."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from talking import real_metrics as rm
+from talking.cli import main
+from talking.evaluate_real import energy_motion
+from talking.phonemes import Phone
+
+FPS = 25
+
+
+def test_lip_activity_is_the_spread_of_the_gap_over_the_frames_with_a_face():
+    t = np.arange(100)
+    gaps = 0.1 + 0.05 * np.sin(2 * np.pi * t / 25)  # four whole periods: std = 0.05 / sqrt(2)
+    gaps[[3, 40]] = np.nan  # the tracker lost the face
+    assert rm.lip_activity(gaps) == pytest.approx(0.05 / np.sqrt(2), rel=0.02)
+    assert rm.lip_activity(np.full(50, 0.2)) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_loud_minus_quiet_is_the_gap_of_the_loudest_third_minus_the_quietest():
+    rms = np.tile([0.01, 0.2, 0.5], 20)
+    gaps = np.tile([0.0, 0.05, 0.12], 20)  # opens with loudness
+    assert rm.loud_minus_quiet(gaps, rms) == pytest.approx(0.12)
+    assert rm.loud_minus_quiet(np.full(60, 0.07), rms) == pytest.approx(0.0)
+    assert rm.loud_minus_quiet(gaps[::-1].copy(), rms) == pytest.approx(-0.12)
+
+
+def test_frame_rms_of_a_sine_is_its_amplitude_over_root_two():
+    sample_rate = 22050
+    t = np.arange(sample_rate) / sample_rate
+    wav = 0.5 * np.sin(2 * np.pi * 200 * t) * (t < 0.5)  # half a second of tone, then silence
+    rms = rm.frame_rms(wav, sample_rate, FPS, FPS)
+    assert rms[:12] == pytest.approx(np.full(12, 0.5 / np.sqrt(2)), rel=0.01)
+    assert np.all(rms[13:] == 0)
+
+
+def test_bilabials_count_as_closed_only_when_the_lips_meet_in_or_just_before_them():
+    gaps = np.full(100, 0.1)
+    gaps[18] = 0.0  # closes 2 frames before /m/ at frames 20-24: lips lead the sound
+    gaps[57] = 0.0  # 3 frames before /p/ at 60-64: too early
+    gaps[82] = 0.01  # inside /b/ at 80-84
+    phones = [Phone("M", 0.8, 1.0), Phone("P", 2.4, 2.6), Phone("B", 3.2, 3.4), Phone("AA", 1.2, 1.6)]
+    closed = rm.viseme_accuracy(gaps, phones, FPS, rm.BILABIALS, closed_below=0.02)
+    assert closed == pytest.approx(2 / 3)
+
+
+def test_open_vowels_count_as_open_when_the_gap_reaches_the_threshold():
+    gaps = np.zeros(100)
+    gaps[31:34] = 0.09  # inside AA at frames 30-39
+    gaps[52] = 0.04  # AE at 50-59 opens too little
+    phones = [Phone("AA", 1.2, 1.6), Phone("AE", 2.0, 2.4), Phone("M", 3.0, 3.2), Phone("SIL", 0, 1)]
+    assert rm.viseme_accuracy(gaps, phones, FPS, rm.OPEN_VOWELS, open_above=0.07) == 0.5
+    assert rm.viseme_accuracy(gaps, [Phone("T", 0, 1)], FPS, rm.OPEN_VOWELS, open_above=0.07) is None
+
+
+def test_silence_needs_a_long_pause_and_its_jitter_is_the_mean_step_of_the_gap():
+    rms = np.full(40, 0.3)
+    rms[5:8] = 0.0  # 3 quiet frames: a stop closure, not silence
+    rms[20:30] = 0.001  # 10 frames 50 dB down: silence
+    silent = rm.silent_frames(rms)
+    assert np.flatnonzero(silent).tolist() == list(range(20, 30))
+    gaps = np.full(40, 0.1)
+    gaps[20:30] = [0.01, 0.02] * 5  # a mouth that flickers by 0.01 each frame
+    jitter, held = rm.silence_stillness(gaps, silent)
+    assert jitter == pytest.approx(0.01)
+    assert held == pytest.approx(0.015)
+    assert rm.silence_stillness(gaps, np.zeros(40, bool)) == (None, None)
+
+
+def _face_points(centre=(200.0, 220.0), width=160.0):
+    """68 iBUG-like points: a jaw arc, brows, a nose, eyes and lips around ``centre``."""
+    cx, cy = centre
+    angles = np.linspace(np.pi, 0, 17)
+    jaw = np.stack([cx + width / 2 * np.cos(angles), cy + width * 0.55 * np.sin(angles) - 20], 1)
+    brows = np.stack([np.linspace(cx - 60, cx + 60, 10), np.full(10, cy - 70)], 1)
+    nose = np.stack([np.full(9, cx), np.linspace(cy - 45, cy + 5, 9)], 1)
+    eyes = np.stack([np.tile(np.linspace(cx - 55, cx + 55, 6), 2), np.full(12, cy - 40)], 1)
+    lips = np.stack([cx + 30 * np.cos(np.linspace(0, 2 * np.pi, 20)),
+                     cy + 45 + 10 * np.sin(np.linspace(0, 2 * np.pi, 20))], 1)
+    return np.concatenate([jaw, brows, nose, eyes, lips])
+
+
+def _texture(shape=(400, 400, 3), seed=0):
+    rng = np.random.default_rng(seed)
+    return cv2.GaussianBlur(rng.integers(0, 256, shape, dtype=np.uint8), (0, 0), 1.0)
+
+
+def test_face_regions_leave_out_the_mouth_and_surround_the_face_with_background():
+    regions = rm.FaceRegions.from_landmarks(_face_points(), (400, 400, 3))
+    x0, y0, x1, y1 = regions.mouth
+    assert x0 <= 170 and x1 >= 230 and y0 <= 255 and y1 >= 275  # the lips, widened
+    assert not regions.face[y0:y1, x0:x1].any()
+    assert regions.face[180, 200] and not regions.background[180, 200]
+    assert regions.background[5, 5] and not regions.background[220, 125]  # just beyond the jaw
+    ax0, ay0, ax1, ay1 = regions.above_mouth
+    assert ay0 <= 150 and ay1 <= y0 + 5  # brows down to the nose, above the lips
+
+
+def test_sharpness_ratio_is_one_for_the_ceiling_and_falls_for_a_blurred_face():
+    photo = _texture()
+    regions = rm.FaceRegions.from_landmarks(_face_points(), photo.shape)
+    ceiling = rm.laplacian_variance(photo, regions.face)
+    assert rm.laplacian_variance(photo, regions.face) / ceiling == 1.0
+    soft = cv2.GaussianBlur(photo, (0, 0), 1.5)
+    assert rm.laplacian_variance(soft, regions.face) / ceiling < 0.3
+
+
+def test_background_psnr_is_infinite_when_only_the_face_changes():
+    photo = _texture() // 2 + 64  # grey levels 64-191: room to brighten without clipping
+    regions = rm.FaceRegions.from_landmarks(_face_points(), photo.shape)
+    assert rm.background_psnr(photo, photo, regions.background) == np.inf
+    changed = photo.copy()
+    changed[regions.face] = 0  # the face replaced: the background is untouched
+    assert rm.background_psnr(changed, photo, regions.background) == np.inf
+    changed[:20] += 16  # a band of background (20 rows) brightened by 16 grey levels
+    expected = 10 * np.log10(255**2 / (16**2 * 20 * 400 / regions.background.sum()))
+    assert rm.background_psnr(changed, photo, regions.background) == pytest.approx(expected)
+
+
+def test_luma_ssim_is_one_for_the_same_box_and_lower_for_a_shifted_one():
+    photo = _texture((120, 160, 3))
+    assert rm.luma_ssim(photo, photo) == pytest.approx(1.0)
+    assert rm.luma_ssim(np.roll(photo, 3, axis=1), photo) < 0.8
+
+
+def test_energy_baseline_opens_the_jaw_with_loudness_and_rests_every_other_parameter():
+    from talking.baselines import ENERGY_MAX_OPENING
+
+    t = np.arange(22050) / 22050
+    wav = (np.sin(2 * np.pi * 150 * t) * np.clip(t * 2 - 0.5, 0, 1)).astype(np.float32)  # fades in
+    motion = energy_motion(wav)
+    assert motion.shape == (25, 7)
+    assert motion[0, 0] == 0 and motion[:, 0].max() == pytest.approx(ENERGY_MAX_OPENING)
+    assert np.all(np.diff(motion[:, 0]) >= -1e-6)
+    assert np.all(motion[:, 1:] == 0)
+
+
+def test_phone_decoder_hears_the_bilabials_of_spoken_words():
+    from talking.phonemes import recognise_phones
+    from talking.speech import synthesize
+
+    utterance = synthesize("mama bought a map")
+    phones = recognise_phones(utterance.audio, 22050)
+    assert sum(p.label in rm.BILABIALS for p in phones) >= 2
+    assert all(a.end <= b.start + 1e-9 for a, b in zip(phones, phones[1:], strict=False))
+    assert phones[-1].end <= len(utterance.audio) / 22050 + 0.02
+
+
+def test_real_track_runs_end_to_end_on_one_photo_and_one_clip(tmp_path):
+    out = tmp_path / "real"
+    code = main(["evaluate", "--real", "--photos", "grace_hopper:120", "--speech", "heath_ledger.mp3",
+                 "--seconds", "1", "--methods", "", "--real-out", str(out)])
+    assert code == 0
+    report = json.loads((out / "results.json").read_text())
+    static = report["methods"]["static"]
+    assert static["sharpness"] == 1.0  # the static video is the ceiling
+    assert static["lip_activity"] < 0.01  # a still photo does not talk
+    assert static["face_found"] == 1.0
+    assert static["silence_jitter"] < 0.005  # the leading pause
+    assert static["background_psnr"] > 35
+    assert "static" in (out / "results.md").read_text()
+    sheet = cv2.imread(str(out / "grace_hopper-120_heath_ledger.png"))
+    assert sheet is not None and sheet.shape[1] > 300
+    assert (out / "grace_hopper-120_side.png").is_file()
