@@ -132,11 +132,20 @@ def _to_tensor(frames: np.ndarray) -> torch.Tensor:
 
 
 def clip_targets(clip: Clip) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Ground truth of a synthetic clip: landmarks (N, 68, 2), eye openness (N,), jaw opening (N,)."""
+    """A clip's landmarks (N, 68, 2), eye openness (N,) and jaw opening (N,): a synthetic clip's
+    ground truth or, for a prepared real clip (landmarks, no truth.npz), the openings measured
+    off its landmarks (:func:`talking.realface.openings`; the eye aspect ratio over the clip's
+    90th percentile, so that an open eye reads 1)."""
     truth = clip.truth
-    if truth is None or clip.landmarks is None:
-        raise TalkingError(f"{clip.directory} has no ground truth (landmarks.npy, truth.npz): "
-                           "landmark training and evaluation need a synthetic corpus")
+    if clip.landmarks is None:
+        raise TalkingError(f"{clip.directory} has no landmarks.npy: landmark training and evaluation "
+                           "need a synthetic corpus or one made by `python -m talking prepare`")
+    if truth is None:
+        from talking.realface import openings
+
+        eye, jaw = openings(clip.landmarks)
+        return clip.landmarks, np.clip(eye / np.percentile(eye, 90), 0, 1).astype(np.float32), \
+            jaw.astype(np.float32)
     jaw = list(truth["mouth_parameters"]).index("jaw_open")
     return clip.landmarks, truth["eye_openness"].astype(np.float32), truth["mouth"][:, jaw].astype(np.float32)
 

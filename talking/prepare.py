@@ -7,14 +7,20 @@ for files directly in ``--input``, the file name up to its first underscore (CRE
 
 1. must have a video and an audio stream (:func:`talking.video.probe`);
 2. its audio is decoded to mono 22050 Hz (:func:`talking.audio.load_audio`);
-3. its face is tracked at 25 fps (:func:`track_face`): detected every ``detect_every`` frames
-   and turned into a steady track of eye and mouth points (:func:`steady_track`: held still
-   when the face does not move, else filtered, interpolated and smoothed); a video where fewer
-   than half of the detections find a face is skipped;
-4. every frame is warped into the canonical crop at ``resolution`` (:func:`talking.face.warp_to_crop`);
-5. frames and audio are cut to a common length of N frames (the sound may end inside the last
-   one, as the clip format allows) and written with :func:`talking.data.write_clip`, which
-   computes the audio features.
+3. its face is tracked at 25 fps (:func:`track_face`) by MediaPipe Face Mesh in video mode
+   (:func:`talking.realface.track_meshes`, a detector trained on real faces, the one inference
+   aligns photos with): 68 iBUG landmarks in every frame. Their eye and mouth centres become a
+   steady crop track (:func:`steady_track`: held still when the face does not move, else
+   filtered, interpolated and smoothed); a video where the face is found in fewer than half of
+   the frames is skipped;
+4. every frame is warped into the canonical crop at ``resolution`` (:func:`talking.face.warp_to_crop`),
+   and its landmarks with it, gaps filled and lightly smoothed over ``LANDMARK_WINDOW`` frames
+   (enough to calm the mesh's jitter, short enough to keep a /p/ closure);
+5. frames, landmarks and audio are cut to a common length of N frames (the sound may end inside
+   the last one, as the clip format allows) and written with :func:`talking.data.write_clip`,
+   which computes the audio features. The clips have ``landmarks.npy`` but no ``truth.npz``:
+   training with ``align_to_source`` and ``closed_source`` reads the landmarks, evaluation
+   measures eye and mouth opening off them (:func:`talking.realface.openings`).
 
 A video that fails any step is skipped with one line that says why; the run goes on. Clips already
 under ``OUT/clips`` are kept, so an interrupted run resumes where it stopped. ``corpus.json``'s
@@ -42,6 +48,7 @@ from talking.errors import TalkingError
 # Face-track tolerances, in eye distances (see steady_track).
 STILL_TOLERANCE = 0.2
 OUTLIER_TOLERANCE = 0.5
+LANDMARK_WINDOW = 5  # frames of the quadratic smoothing of the crop landmarks (200 ms)
 VIDEO_SUFFIXES = {".mp4", ".mpg", ".mpeg", ".avi", ".mov", ".mkv", ".flv", ".webm", ".m4v"}
 
 
@@ -53,8 +60,6 @@ class PrepareConfig:
     out: str = dataclasses.field(metadata={"help": "corpus folder to write (corpus.json, clips/)"})
     resolution: int = dataclasses.field(default=RESOLUTION,
                                         metadata={"help": "side of the square face crop"})
-    detect_every: int = dataclasses.field(default=5,
-                                          metadata={"help": "frames between face detections"})
     smooth_seconds: float = dataclasses.field(
         default=0.8, metadata={"help": "length of the face-track smoothing window, seconds"})
     val_fraction: float = dataclasses.field(default=0.1,
@@ -66,8 +71,8 @@ class PrepareConfig:
                                      metadata={"help": "worker processes; 0 means one per core"})
 
     def __post_init__(self) -> None:
-        if self.resolution < 16 or self.detect_every < 1 or self.smooth_seconds < 0:
-            raise ValueError("need resolution >= 16, detect_every >= 1 and smooth_seconds >= 0")
+        if self.resolution < 16 or self.smooth_seconds < 0:
+            raise ValueError("need resolution >= 16 and smooth_seconds >= 0")
         if not (0 <= self.val_fraction and 0 <= self.test_fraction
                 and self.val_fraction + self.test_fraction < 1):
             raise ValueError("need val_fraction, test_fraction >= 0 with a sum below 1")
@@ -120,27 +125,37 @@ def split_by_identity(identities: dict[str, str], val_fraction: float, test_frac
     return splits
 
 
-def track_face(path: Path, config: PrepareConfig) -> np.ndarray:
-    """(N, 2, 3) per-frame affine maps, photo -> canonical crop, for the video at 25 fps."""
+@dataclasses.dataclass(frozen=True)
+class VideoTrack:
+    """A video's face track at 25 fps: ``matrices`` (N, 2, 3) photo -> canonical crop per frame,
+    ``landmarks`` (N, 68, 2) float32 iBUG points in crop pixels."""
+
+    matrices: np.ndarray
+    landmarks: np.ndarray
+
+
+def track_face(path: Path, config: PrepareConfig) -> VideoTrack:
+    """Follow the face of the video at ``path`` through every frame (see the module docstring)."""
     from talking.face import canonical_landmarks, similarity_transform
+    from talking.realface import track_meshes
     from talking.video import read_video
 
-    step, points, frame = config.detect_every, [], None
-    for index, frame in enumerate(read_video(path, fps=FPS)):
-        points.append(_face_points(frame) if index % step == 0 else np.full((3, 2), np.nan))
-    if frame is None:
+    missing = np.full((68, 2), np.nan, np.float32)
+    points = np.array([missing if mesh is None else mesh.ibug68()
+                       for mesh in track_meshes(read_video(path, fps=FPS))])  # (N, 68, 2)
+    if len(points) == 0:
         raise TalkingError("the video has no frames")
-    last_missed = (len(points) - 1) % step != 0
-    if last_missed:
-        points[-1] = _face_points(frame)  # measure where the track ends, do not extrapolate
-    points = np.array(points)  # (N, 3, 2)
-    attempts = -(-len(points) // step) + last_missed
     found = int((~np.isnan(points[:, 0, 0])).sum())
-    if found == 0 or found < attempts / 2:
-        raise TalkingError(f"a face was found in only {found} of {attempts} sampled frames")
-    track = steady_track(points, 2 * round(config.smooth_seconds * FPS / 2) + 1)
+    if found < len(points) / 2:
+        raise TalkingError(f"a face was found in only {found} of {len(points)} frames")
+    centres = np.stack([points[:, 36:42].mean(1), points[:, 42:48].mean(1), points[:, 48:68].mean(1)], 1)
+    track = steady_track(centres, 2 * round(config.smooth_seconds * FPS / 2) + 1)
     target = canonical_landmarks(config.resolution)
-    return np.stack([similarity_transform(p, target) for p in track])
+    matrices = np.stack([similarity_transform(p, target) for p in track])  # (N, 2, 3)
+    in_crop = np.einsum("nij,nkj->nki", matrices[:, :, :2], points) + matrices[:, None, :, 2]
+    flat = in_crop.reshape(len(points), -1)
+    landmarks = fill_and_smooth(flat, np.flatnonzero(~np.isnan(flat[:, 0])), LANDMARK_WINDOW)
+    return VideoTrack(matrices, landmarks.reshape(points.shape).astype(np.float32))
 
 
 def steady_track(points: np.ndarray, window: int) -> np.ndarray:
@@ -149,15 +164,13 @@ def steady_track(points: np.ndarray, window: int) -> np.ndarray:
     The first K >= 2 points are two eyes (their distance is the unit of the tolerances).
     1. A detection farther than ``OUTLIER_TOLERANCE`` from the median of its four neighbours is
        a stray box (a false positive, another face) and is dropped.
-    2. Haar boxes wobble by a few percent from one detection to the next: a face whose detections
-       all lie within ``STILL_TOLERANCE`` of their median is still (GRID, CREMA-D) and is held at
-       the median, so that its crop does not shake.
-    3. Otherwise the detections are interpolated over the frames between them and smoothed by a
-       quadratic Savitzky-Golay filter over ``window`` frames, which removes jitter but follows
-       steady head motion without lag, up to the clip's ends.
+    2. Detections wobble by a few percent from one frame to the next, and the mouth centre moves
+       as the lips part: a face whose detections all lie within ``STILL_TOLERANCE`` of their
+       median is still (GRID, CREMA-D) and is held at the median, so that its crop does not shake.
+    3. Otherwise the detections are filled in and smoothed over ``window`` frames
+       (:func:`fill_and_smooth`).
     """
     from scipy.ndimage import median_filter
-    from scipy.signal import savgol_filter
 
     frames = len(points)
     flat = points.reshape(frames, -1)  # (N, 2K)
@@ -171,21 +184,23 @@ def steady_track(points: np.ndarray, window: int) -> np.ndarray:
     centre = np.median(detections, axis=0)
     if np.abs(detections - centre).max() <= STILL_TOLERANCE * eye_distance:
         return np.broadcast_to(centre.reshape(points.shape[1:]), points.shape).copy()
-    track = np.stack([np.interp(np.arange(frames), found, column) for column in detections.T], 1)
+    full = np.full_like(flat, np.nan)
+    full[found] = detections
+    return fill_and_smooth(full, found, window).reshape(points.shape)
+
+
+def fill_and_smooth(flat: np.ndarray, found: np.ndarray, window: int) -> np.ndarray:
+    """(N, D) per-frame values, trusted in the rows ``found`` -> (N, D) linearly interpolated
+    over the other rows and smoothed by a quadratic Savitzky-Golay filter over ``window`` frames,
+    which removes jitter but follows steady motion without lag, up to the clip's ends."""
+    from scipy.signal import savgol_filter
+
+    frames = len(flat)
+    track = np.stack([np.interp(np.arange(frames), found, flat[found, d]) for d in range(flat.shape[1])], 1)
     window = min(window, frames - 1 + frames % 2)  # odd, at most the clip
     if window > 3:
         track = savgol_filter(track, window, polyorder=2, axis=0, mode="interp")
-    return track.reshape(points.shape)
-
-
-def _face_points(frame: np.ndarray) -> np.ndarray:
-    """(3, 2) eyes and mouth of the face in ``frame``, NaN when there is none."""
-    from talking.face import detect_face
-
-    try:
-        return detect_face(frame).landmarks()
-    except TalkingError:
-        return np.full((3, 2), np.nan)
+    return track
 
 
 def prepare_video(source: Source, directory: Path, config: PrepareConfig) -> int:
@@ -202,14 +217,14 @@ def prepare_video(source: Source, directory: Path, config: PrepareConfig) -> int
     if not info.has_video or not info.has_audio:
         raise TalkingError("no video stream" if not info.has_video else "no audio stream")
     audio = load_audio(source.path)
-    matrices = track_face(source.path, config)
+    track = track_face(source.path, config)
     frames = [warp_to_crop(frame, matrix, config.resolution)
-              for frame, matrix in zip(read_video(source.path, fps=FPS), matrices, strict=False)]
+              for frame, matrix in zip(read_video(source.path, fps=FPS), track.matrices, strict=False)]
     count = min(len(frames), num_video_frames(len(audio)))
     audio = audio[:count * SAMPLE_RATE // FPS]  # a last partial frame of sound is kept
     meta = {"id": source.clip_id, "source": source.relative, "identity": source.identity,
-            "voice": source.identity, "text": ""}
-    write_clip(directory, np.stack(frames[:count]), audio, meta)
+            "voice": source.identity, "text": "", "landmarks": "MediaPipe Face Mesh"}
+    write_clip(directory, np.stack(frames[:count]), audio, meta, landmarks=track.landmarks[:count])
     return count
 
 

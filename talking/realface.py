@@ -6,8 +6,10 @@
   full-range face detector looks for smaller ones, and each face it sees is cropped, enlarged to
   ``MESH_CROP_SIDE`` and meshed; when that finds none either, the photo is turned by
   ``ROTATIONS`` (a rolled head, a photo taken sideways or upside down) and searched again.
-- :func:`lip_gaps` reads the inner-lip gap of every frame of a video with the mesh in tracking
-  mode: the independent real-face tracker that evaluation judges generated videos with.
+- :func:`track_meshes` follows a face through a video with the mesh in tracking mode, and
+  :func:`lip_gaps` reads its inner-lip gap in every frame: the independent real-face tracker
+  that evaluation judges generated videos with. :func:`openings` reads eye and mouth opening
+  off 68 landmarks.
 - :meth:`FaceMesh.ibug68` picks the 68 iBUG points out of the mesh (``IBUG68_FROM_MESH``, one or
   the mean of two mesh vertices per point), in the corpus's conventions: 0-16 the jaw from image
   left to right, 36-41 the image-left eye from its outer corner clockwise, 48-59 the outer lips
@@ -29,7 +31,7 @@ import dataclasses
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -68,6 +70,9 @@ IBUG68_FROM_MESH = np.array([
 UPPER_INNER_LIP, LOWER_INNER_LIP = 13, 14
 DETECTOR_EYES_MOUTH = (0, 1, 3)  # of the face detector's six keypoints
 LEFT_EYE_CORNER, RIGHT_EYE_CORNER = 33, 263  # outer corners, image left and right
+# The synthetic renderer's inner-lip gap (iBUG 62 to 66) over its eye-centre distance is exactly
+# this times jaw_open, for every speaker.
+LIP_GAP_AT_FULL_JAW = 0.304
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -128,17 +133,41 @@ def face_boxes(image: np.ndarray, windows: bool = True) -> np.ndarray:
     return np.array(sorted(boxes, key=lambda b: -b[2] * b[3]), np.float64).reshape(-1, 4)
 
 
-def lip_gaps(frames: Iterable[np.ndarray]) -> np.ndarray:
-    """(N,) :meth:`FaceMesh.lip_gap` of each of ``frames`` (H, W, 3) uint8 RGB, NaN where no
-    face is found; the mesh tracks the face from frame to frame (video mode)."""
-    gaps, graph = [], _mesh_graph(static=False)  # a new track for every video
+def track_meshes(frames: Iterable[np.ndarray]) -> Iterator[FaceMesh | None]:
+    """The face's mesh in each of ``frames`` (H, W, 3) uint8 RGB, None where there is none: the
+    mesh in video mode, which follows the face from frame to frame and detects it again only
+    when it is lost."""
+    graph = _mesh_graph(static=False)  # a new track for every video
     try:
         for frame in frames:
             meshes = _to_meshes(graph.process(frame), frame.shape)
-            gaps.append(meshes[0].lip_gap() if meshes else np.nan)
+            yield meshes[0] if meshes else None
     finally:
         graph.close()
-    return np.array(gaps, np.float64)
+
+
+def lip_gaps(frames: Iterable[np.ndarray]) -> np.ndarray:
+    """(N,) :meth:`FaceMesh.lip_gap` of each of ``frames`` (H, W, 3) uint8 RGB, NaN where no
+    face is found (:func:`track_meshes`)."""
+    return np.array([np.nan if mesh is None else mesh.lip_gap() for mesh in track_meshes(frames)])
+
+
+def openings(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """iBUG-68 ``landmarks`` (..., 68, 2) -> the eye aspect ratio (...) of Eq. 17, the mean of
+    both eyes' (|p2 - p6| + |p3 - p5|) / (2 |p1 - p4|), and the mouth opening (...) in the
+    corpus's ``jaw_open`` units: the inner-lip gap (62 to 66) over the eye-centre distance,
+    divided by ``LIP_GAP_AT_FULL_JAW``."""
+    landmarks = np.asarray(landmarks, np.float64)
+
+    def distance(a, b):
+        return np.linalg.norm(landmarks[..., a, :] - landmarks[..., b, :], axis=-1)
+
+    ratios = [(distance(e + 1, e + 5) + distance(e + 2, e + 4)) / (2 * distance(e, e + 3) + 1e-9)
+              for e in (36, 42)]
+    eye_centres = np.linalg.norm(landmarks[..., 42:48, :].mean(-2) - landmarks[..., 36:42, :].mean(-2),
+                                 axis=-1)
+    gap = distance(66, 62) / (eye_centres + 1e-9)
+    return (ratios[0] + ratios[1]) / 2, gap / LIP_GAP_AT_FULL_JAW
 
 
 # ---------------------------------------------------------------------------------------------

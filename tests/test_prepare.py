@@ -4,6 +4,7 @@ import cv2
 import imageio_ffmpeg
 import numpy as np
 import pytest
+import torch
 from faces import render_face, textured_photo
 
 from talking.audio import num_video_frames
@@ -18,11 +19,16 @@ from talking.prepare import (
     steady_track,
     track_face,
 )
+from talking.realface import openings
 from talking.speech import synthesize
 from talking.video import write_video
 
 SPEAKER, FACE_AT, FACE_SIZE = 1, (110, 40), 120
 CANONICAL = np.array([CANONICAL_LEFT_EYE, CANONICAL_RIGHT_EYE, CANONICAL_MOUTH])
+
+
+def is_open(index: int) -> bool:
+    return index // 4 % 2 == 1
 
 
 def speaking_frames(count: int, with_face: bool = True) -> list[np.ndarray]:
@@ -34,7 +40,7 @@ def speaking_frames(count: int, with_face: bool = True) -> list[np.ndarray]:
     for index in range(count):
         frame = textured_photo(240, 320, seed=7)
         if with_face:
-            frame[y:y + FACE_SIZE, x:x + FACE_SIZE] = open_ if index // 4 % 2 else shut
+            frame[y:y + FACE_SIZE, x:x + FACE_SIZE] = open_ if is_open(index) else shut
         frames.append(frame)
     return frames
 
@@ -55,14 +61,15 @@ def psnr(a, b):
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    """GRID-like input (speaker folders, one video without a face, one without sound), prepared."""
-    root = tmp_path_factory.mktemp("grid")
-    originals = make_video(root / "s1" / "bbaf2n.mp4", "bin blue at f two now")
-    make_video(root / "s2" / "video" / "lgwa5a.mp4", "lay green with a five again")
-    make_video(root / "s3" / "pwij3s.mp4", "place white in j three soon")
-    make_video(root / "s3" / "empty.mp4", "set red by q nine please", with_face=False)
-    (root / "s4").mkdir()
-    mute = imageio_ffmpeg.write_frames(str(root / "s4" / "mute.mp4"), (320, 240), fps=FPS)
+    """LRS / VoxCeleb-like input (id/clip/*.mp4; one video without a face, one without sound),
+    prepared."""
+    root = tmp_path_factory.mktemp("voxceleb")
+    originals = make_video(root / "id01" / "bbaf2n" / "00001.mp4", "bin blue at f two now")
+    make_video(root / "id02" / "lgwa5a" / "00001.mp4", "lay green with a five again")
+    make_video(root / "id03" / "pwij3s" / "00001.mp4", "place white in j three soon")
+    make_video(root / "id03" / "pwij3s" / "00002.mp4", "set red by q nine please", with_face=False)
+    (root / "id04" / "x").mkdir(parents=True)
+    mute = imageio_ffmpeg.write_frames(str(root / "id04" / "x" / "mute.mp4"), (320, 240), fps=FPS)
     mute.send(None)
     for frame in speaking_frames(25):
         mute.send(frame)
@@ -73,28 +80,61 @@ def corpus(tmp_path_factory):
     return root, out, originals
 
 
+FIRST = "id01-bbaf2n-00001"
+
+
 def test_clip_frames_are_the_video_frames_cropped_along_the_face_track(corpus):
     root, out, originals = corpus
-    clip = Clip(out / "clips" / "s1-bbaf2n")
-    track = track_face(root / "s1" / "bbaf2n.mp4", PrepareConfig(input="", out=""))
-    expected = [warp_to_crop(frame, matrix, 128) for frame, matrix in zip(originals, track, strict=True)]
+    clip = Clip(out / "clips" / FIRST)
+    track = track_face(root / "id01" / "bbaf2n" / "00001.mp4", PrepareConfig(input="", out=""))
+    expected = [warp_to_crop(frame, matrix, 128)
+                for frame, matrix in zip(originals, track.matrices, strict=True)]
     assert clip.frames.shape == (len(originals), 128, 128, 3)
     assert min(psnr(got, want) for got, want in zip(clip.frames, expected, strict=True)) > 30
 
 
 def test_track_maps_the_eyes_and_mouth_to_the_canonical_ones(corpus):
     root, _, _ = corpus
-    track = track_face(root / "s1" / "bbaf2n.mp4", PrepareConfig(input="", out=""))
+    track = track_face(root / "id01" / "bbaf2n" / "00001.mp4", PrepareConfig(input="", out=""))
     _, points = render_face(SPEAKER, FACE_SIZE)
-    for matrix in track:
+    for matrix in track.matrices:
         landed = cv2.transform((points + FACE_AT)[None], matrix)[0]
         assert np.abs(landed - canonical_landmarks(128)).max() < 4  # crop pixels
-    assert np.ptp(track, axis=0).max() == 0  # a still speaker gives a crop that does not shake
+    assert np.ptp(track.matrices, axis=0).max() == 0  # a still speaker gives a crop that does not shake
+
+
+def test_clips_have_landmarks_that_follow_the_lips(corpus):
+    _, out, originals = corpus
+    clip = Clip(out / "clips" / FIRST)
+    landmarks = np.asarray(clip.landmarks)
+    assert landmarks.shape == (len(originals), 68, 2) and np.isfinite(landmarks).all()
+    # eyes and mouth where the canonical frame puts them, in every frame
+    centres = np.stack([landmarks[:, 36:42].mean(1), landmarks[:, 42:48].mean(1)], 1)
+    assert np.abs(centres - canonical_landmarks(128)[:2]).max() < 3
+    # the inner lips part in the frames drawn open and meet in the ones drawn shut
+    _, opening = openings(landmarks)
+    drawn_open = np.array([is_open(i) for i in range(len(landmarks))])
+    inside = np.convolve(drawn_open, np.ones(3), "same") % 3 == 0  # not next to a change
+    # (the mesh reads the renderer's jaw_open 0.8 as about 0.23, its closed mouth as 0.03)
+    assert opening[drawn_open & inside].min() > opening[~drawn_open & inside].max() + 0.1
+
+
+def test_a_prepared_corpus_trains_with_align_to_source_and_has_evaluation_references(corpus):
+    from talking.evaluate import clip_reference
+    from talking.training.batches import TrainingFrames
+
+    _, out, _ = corpus
+    frames = TrainingFrames(out, "train", with_flow=False, align_to_source=True, closed_source=True)
+    batch = next(iter(torch.utils.data.DataLoader(frames, batch_size=4)))
+    assert batch["frame"].shape == (4, 3, 128, 128) and batch["landmarks"].shape == (4, 68, 2)
+    reference = clip_reference(frames.clips[0])
+    assert reference.eye_openness.shape == reference.jaw.shape == (frames.clips[0].num_frames,)
+    assert reference.jaw.max() > 0.15 > 0.05 > reference.jaw.min()  # jaw_open units, as read
 
 
 def test_clip_audio_lasts_as_long_as_its_frames(corpus):
     _, out, originals = corpus
-    clip = Clip(out / "clips" / "s1-bbaf2n")
+    clip = Clip(out / "clips" / FIRST)
     seconds = len(clip.audio) / SAMPLE_RATE
     assert abs(seconds - len(clip.frames) / FPS) < 1 / FPS
     assert abs(seconds - len(originals) / FPS) < 1 / FPS
@@ -103,16 +143,16 @@ def test_clip_audio_lasts_as_long_as_its_frames(corpus):
 def test_videos_without_face_or_sound_are_skipped_and_reported(corpus):
     _, out, _ = corpus
     skipped = load_index(out)["skipped"]
-    assert sorted(skipped) == ["s3/empty.mp4", "s4/mute.mp4"]
-    assert "face" in skipped["s3/empty.mp4"]
-    assert "audio" in skipped["s4/mute.mp4"]
+    assert sorted(skipped) == ["id03/pwij3s/00002.mp4", "id04/x/mute.mp4"]
+    assert "face" in skipped["id03/pwij3s/00002.mp4"]
+    assert "audio" in skipped["id04/x/mute.mp4"]
 
 
 def test_splits_hold_every_clip_once_and_no_speaker_in_two(corpus):
     _, out, _ = corpus
     splits = load_index(out)["splits"]
     clips = sorted(clip for split in splits.values() for clip in split)
-    assert clips == ["s1-bbaf2n", "s2-video-lgwa5a", "s3-pwij3s"]
+    assert clips == [FIRST, "id02-lgwa5a-00001", "id03-pwij3s-00001"]
     speakers = [{clip.split("-")[0] for clip in split} for split in splits.values()]
     assert sum(len(s) for s in speakers) == len(set().union(*speakers))
 
