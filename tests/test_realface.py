@@ -15,7 +15,7 @@ from PIL import Image
 from talking.corpus.appearance import sample_face_style, sample_scene_style
 from talking.corpus.geometry import face_frame
 from talking.corpus.render import FaceRenderer
-from talking.realface import find_face_mesh, lip_gaps
+from talking.realface import find_face_mesh, lip_gaps, openings
 
 
 def grace_hopper() -> np.ndarray:
@@ -133,3 +133,17 @@ def test_first_use_writes_nothing_to_stderr():
               "assert find_face_mesh(photo) is not None; lip_gaps([photo])")
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0 and run.stderr == ""
+
+
+def test_openings_read_the_renderers_eyes_and_jaw_back():
+    style = sample_face_style(np.random.default_rng(3), feminine=False)
+    landmarks, jaws, eyes = [], [0.0, 0.3, 0.9], [1.0, 0.1]
+    for jaw in jaws:
+        for eye in eyes:
+            mouth = np.zeros(7)
+            mouth[0] = jaw
+            landmarks.append(face_frame(style, mouth, eye_openness=eye, brow_raise=0.0,
+                                        gaze=np.zeros(2)).landmarks)
+    eye_ratio, opening = openings(np.array(landmarks).reshape(3, 2, 68, 2))
+    np.testing.assert_allclose(opening, np.repeat(np.array(jaws)[:, None], 2, 1), atol=0.01)
+    assert (eye_ratio[:, 1] < 0.3 * eye_ratio[:, 0]).all()  # a shut eye's aspect ratio collapses
