@@ -1,15 +1,21 @@
 """Command line: ``python -m talking <command>`` (also the ``talking`` console script).
 
 Each command's flags are generated one-to-one from a config dataclass (see
-:func:`add_dataclass_arguments`), so defaults have a single source. Heavy imports happen inside
-the command functions, so ``--help`` stays fast. A :class:`TalkingError` becomes one line on
-stderr and exit code 2.
+:func:`add_dataclass_arguments`), so defaults have a single source. Only the command being run
+has its flags built (that may import its module), and heavy imports happen inside the command
+functions, so ``python -m talking --help`` and a bad flag answer at once. A bad flag or a
+:class:`TalkingError` becomes one line on stderr and exit code 2. SIGTERM (``timeout``, a
+container stop, CI cancellation) unwinds the program like Ctrl-C, so that nothing half-written
+is left behind; it exits with 143.
+
+A new command is a function decorated with :func:`command`, with a function that adds its flags.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import signal
 import sys
 import types
 import typing
@@ -44,8 +50,12 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
 
 
 def dataclass_from_args(cls: type, args: argparse.Namespace):
-    """Build ``cls`` from the parsed flags that :func:`add_dataclass_arguments` added."""
-    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if f.init})
+    """Build ``cls`` from the parsed flags that :func:`add_dataclass_arguments` added; a value
+    its ``__post_init__`` refuses becomes a :class:`TalkingError`."""
+    try:
+        return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if f.init})
+    except ValueError as error:
+        raise TalkingError(str(error)) from error
 
 
 Command = Callable[[argparse.Namespace], int]
@@ -93,10 +103,7 @@ def _prepare_flags(parser: argparse.ArgumentParser) -> None:
 def _prepare(args: argparse.Namespace) -> int:
     from talking.prepare import PrepareConfig, prepare_corpus
 
-    try:
-        config = dataclass_from_args(PrepareConfig, args)
-    except ValueError as error:
-        raise TalkingError(str(error)) from error
+    config = dataclass_from_args(PrepareConfig, args)
     prepare_corpus(config)
     return 0
 
@@ -112,10 +119,7 @@ def _corpus_flags(parser: argparse.ArgumentParser) -> None:
 def _corpus(args: argparse.Namespace) -> int:
     from talking.corpus.build import CorpusConfig, build_corpus
 
-    try:
-        config = dataclass_from_args(CorpusConfig, args)
-    except ValueError as error:
-        raise TalkingError(str(error)) from error
+    config = dataclass_from_args(CorpusConfig, args)
     build_corpus(config)
     return 0
 
@@ -175,10 +179,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     if args.real:
         return _evaluate_real(args)
-    try:
-        options = dataclass_from_args(EvaluateOptions, args)
-    except ValueError as error:
-        raise TalkingError(str(error)) from error
+    options = dataclass_from_args(EvaluateOptions, args)
     report = evaluate(args.checkpoint, options)
     print(f"{options.out}: results.md, results.json, metrics.png, sync.png, drift.png, frames.png "
           f"({report['clips']} clips; {', '.join(report['methods'])})")
@@ -188,27 +189,47 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _evaluate_real(args: argparse.Namespace) -> int:
     from talking.evaluate_real import RealOptions, evaluate_real
 
-    try:
-        options = dataclass_from_args(RealOptions, args)
-    except ValueError as error:
-        raise TalkingError(str(error)) from error
+    options = dataclass_from_args(RealOptions, args)
     report = evaluate_real(args.checkpoint, options, args.device)
     print(f"{options.real_out}: results.md, results.json, contact sheets ({len(report['photos'])} photos, "
           f"{len(report['speech'])} clips; {', '.join(report['methods'])})")
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="talking", description=__doc__.splitlines()[0])
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, with a bad flag reported in one line (and ``--help`` for the usage)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised wherever the program is, so that every ``with`` block cleans up. Not an
+    Exception, so that no ``except Exception`` takes it for a failure."""
+
+
+def _raise_terminated(signum: int, frame) -> None:
+    raise Terminated(signum)
+
+
+def build_parser(command_name: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command; only ``command_name``'s flags are added."""
+    parser = _OneLineParser(prog="talking", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, configure, _) in COMMANDS.items():
-        configure(sub.add_parser(name, help=help_text, description=help_text))
+        subparser = sub.add_parser(name, help=help_text, description=help_text)
+        if name == command_name:
+            configure(subparser)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # The first word that is not an option is the command: the top-level parser has none but -h.
+    name = next((word for word in argv if not word.startswith("-")), None)
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
+        args = build_parser(name).parse_args(argv)
         return COMMANDS[args.command][2](args)
     except TalkingError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -216,3 +237,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    finally:
+        signal.signal(signal.SIGTERM, previous)

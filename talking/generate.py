@@ -1,9 +1,12 @@
 """A photo and speech in, an mp4 file out: what ``python -m talking generate`` and the app run.
 
-:func:`generate_video` loads the pipeline (once per checkpoint and device, then from a cache, so
-the app pays for it once), calls it, and streams its frames into :class:`talking.video.VideoWriter`
-one at a time: memory stays flat however long the speech. The mp4 appears only once complete; on
-any failure nothing is left under the output name, and a file already there is untouched.
+:func:`generate_video` first reads the inputs (:func:`read_inputs`: the photo decoded and its
+face found, the speech decoded or spoken by espeak-ng), so that a bad one is answered in about a
+second, before torch is imported or a model loaded. Then it loads the pipeline (once per
+checkpoint and device, then from a cache, so the app pays for it once), calls it on the decoded
+arrays, and streams its frames into :class:`talking.video.VideoWriter` one at a time: memory
+stays flat however long the speech. The mp4 appears only once complete; on any failure nothing
+is left under the output name, and a file already there is untouched.
 
 The mp4's sound track is the speech exactly as the model heard it (mono, 22050 Hz), so picture
 and sound come from the same samples whatever the input (a file, an array or espeak-ng's text).
@@ -22,7 +25,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from talking.config import MAX_PHOTO_SIDE, AudioConfig
+from talking.audio import check_length_limit
+from talking.config import MAX_PHOTO_SIDE, SAMPLE_RATE, AudioConfig
 from talking.errors import TalkingError
 from talking.speech import Voice
 
@@ -36,6 +40,8 @@ CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
 # libx264 "veryfast" encodes 720p 2.4x faster than "medium" on 2 cores, with files no larger
 # (the background of a talking-head video is static), so the encoder never holds the model up.
 ENCODER_PRESET = "veryfast"
+MAX_SEED = 2**64 - 1  # torch.Generator.manual_seed's range
+MAX_THREADS = 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,8 +74,13 @@ class GenerateOptions:
     def __post_init__(self) -> None:
         if self.max_side < 16:
             raise TalkingError(f"max_side must be at least 16 pixels, got {self.max_side}.")
-        if self.threads is not None and self.threads < 1:
-            raise TalkingError(f"threads must be at least 1, got {self.threads}.")
+        if self.threads is not None and not 1 <= self.threads <= MAX_THREADS:
+            raise TalkingError(f"threads must be between 1 and {MAX_THREADS}, got {self.threads}.")
+        check_length_limit(AudioConfig(max_seconds=self.max_seconds))
+        if self.seed is not None and not 0 <= self.seed <= MAX_SEED:
+            raise TalkingError(f"seed must be between 0 and 2**64 - 1, got {self.seed}.")
+        if self.text is not None:
+            Voice.parse(self.voice)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,17 +116,19 @@ def generate_video(
     output = Path(output)
     if output.suffix.lower() != ".mp4":
         raise TalkingError(f"{output.name}: the output must be an .mp4 file.")
-    # 1. the pipeline, loaded once per checkpoint and device
+    # 1. the inputs, checked before anything heavy is imported or loaded
+    photo, wav = read_inputs(image, audio, options)
+    # 2. the pipeline, loaded once per checkpoint and device
     checkpoint = checkpoint_folder(options)
     set_threads(options.threads)
     pipe = load_pipeline(checkpoint, resolve_device(options.device))
     if options.variant is not None and pipe.variant != options.variant:
         raise TalkingError(f"{checkpoint} holds the {pipe.variant} variant, not {options.variant}.")
-    # 2. align the face and prepare the speech; the frames are made as they are read
-    result = pipe(image, audio, text=options.text, voice=options.voice, crop_only=options.crop_only,
+    # 3. align the face and compute the speech's features; the frames are made as they are read
+    result = pipe(photo, wav, sample_rate=SAMPLE_RATE, crop_only=options.crop_only,
                   max_side=options.max_side, max_seconds=options.max_seconds, seed=options.seed,
                   callback=progress)
-    # 3. stream them into the mp4, which appears only once complete
+    # 4. stream them into the mp4, which appears only once complete
     with VideoWriter(output, result.audio, fps=result.fps, sample_rate=result.sample_rate,
                      preset=ENCODER_PRESET) as writer:
         for frame in result.frames:
@@ -123,6 +136,30 @@ def generate_video(
     return GeneratedVideo(path=output, num_frames=writer.num_frames, fps=result.fps,
                           duration=len(result.audio) / result.sample_rate, face=result.face,
                           variant=pipe.variant, checkpoint=checkpoint)
+
+
+def read_inputs(image: ImageInput, audio: AudioInput | None,
+                options: GenerateOptions) -> tuple[np.ndarray, np.ndarray]:
+    """The photo (H, W, 3) uint8 RGB, at most ``options.max_side`` on its long side and with a
+    face in it, and the speech (S,) float32 at 22050 Hz: ``audio`` decoded, or ``options.text``
+    spoken by espeak-ng. :class:`TalkingError` for a bad one; nothing heavy is imported."""
+    from talking.audio import load_audio
+    from talking.face import detect_face
+    from talking.image import load_image
+    from talking.speech import synthesize
+
+    if (audio is None) == (options.text is None):
+        raise TalkingError("No speech: give an audio file or a text to speak." if audio is None
+                           else "Give the speech as audio or as text, not both.")
+    photo = load_image(image, max_side=options.max_side)
+    config = AudioConfig(max_seconds=options.max_seconds)
+    if options.text is not None:
+        wav = load_audio(synthesize(options.text, Voice.parse(options.voice)).audio, SAMPLE_RATE, config)
+    else:
+        wav = load_audio(audio, config=config)
+    # last, as the face detector takes the longest to start
+    detect_face(photo, name=Path(image).name if isinstance(image, str | os.PathLike) else "the photo")
+    return photo, wav
 
 
 def checkpoint_folder(options: GenerateOptions) -> Path:

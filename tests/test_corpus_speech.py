@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from talking.audio import video_frame_times
-from talking.config import SAMPLE_RATE
-from talking.corpus.visemes import MOUTH_PARAMETERS, mouth_parameters, phoneme_visemes
+from talking.config import MOUTH_PARAMETERS, SAMPLE_RATE
+from talking.corpus.visemes import mouth_parameters, phoneme_visemes
 from talking.errors import TalkingError
 from talking.speech import SILENCE, Phoneme, Voice, phoneme_segments, synthesize
 

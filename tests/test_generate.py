@@ -3,9 +3,12 @@ error and no file. The model is freshly initialised: what is checked here is the
 
 import itertools
 import math
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -16,17 +19,17 @@ import torch
 
 import talking
 from talking.cli import main
+from talking.config import MOUTH_PARAMETERS
 from talking.corpus.appearance import sample_face_style, sample_scene_style
 from talking.corpus.geometry import face_frame
 from talking.corpus.render import FaceRenderer
-from talking.corpus.visemes import MOUTH_PARAMETERS
 from talking.errors import TalkingError
 from talking.face import align_face
 from talking.generate import GenerateOptions, checkpoint_folder, generate_video, load_pipeline
 from talking.models import build_models
 from talking.pipeline import TalkingFacePipeline
 from talking.speech import synthesize
-from talking.video import probe, read_video
+from talking.video import probe, read_video, write_video
 
 FPS = 25
 PHOTO_SIZE = (480, 640)  # height, width
@@ -221,3 +224,78 @@ def test_cli_bad_photo_exits_2_with_one_line_and_no_file(speech, checkpoint, tmp
         "error: No face found in wall.png: use a photo with one clearly visible face looking at the "
         "camera; if the face is small, crop the photo closer to it."]
     assert not output.exists()
+
+
+EARLY_ERROR = """
+import sys, time
+from talking.errors import TalkingError
+from talking.generate import GenerateOptions, generate_video
+image, audio, output, checkpoint, text = sys.argv[1:]
+options = GenerateOptions(checkpoint=checkpoint, text=text or None, voice="en-gb+f4")
+start = time.monotonic()
+try:
+    generate_video(image, audio or None, output, options)
+except TalkingError as error:
+    print(f"{time.monotonic() - start:.2f}", "torch" in sys.modules, error, sep="|")
+"""
+
+
+@pytest.mark.parametrize(("make_photo", "make_speech", "text", "message"), [
+    (photo_without_face, None, "", "No face found in wall.png"),
+    (None, not_audio, "", "notes.wav: cannot read audio"),
+    (None, lambda folder: "", "...", "has no words"),
+], ids=["no-face", "not-audio", "no-words"])
+def test_a_bad_input_is_answered_before_torch_is_even_imported(make_photo, make_speech, text, message,
+                                                              photo, speech, checkpoint, tmp_path):
+    """Once reported after 4-13 s, once torch and the model had loaded."""
+    image = make_photo(tmp_path) if make_photo else photo
+    audio = make_speech(tmp_path) if make_speech else speech
+    command = [sys.executable, "-c", EARLY_ERROR, str(image), str(audio),
+               str(tmp_path / "talking.mp4"), str(checkpoint), text]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    seconds, torch_imported, error = result.stdout.strip().split("|")
+    assert torch_imported == "False", result.stdout
+    # The face detector's first call alone takes 1-4 s on 2 busy cores: its bound is its own.
+    assert make_photo or float(seconds) < 2.0, result.stdout
+    assert message in error
+    assert not (tmp_path / "talking.mp4").exists()
+
+
+def long_speech(folder: Path, seconds: float = 10.0) -> Path:
+    path = folder / "long.wav"
+    t = np.arange(int(seconds * 22050)) / 22050
+    soundfile.write(path, (0.3 * np.sin(2 * np.pi * 180 * t)).astype(np.float32), 22050)
+    return path
+
+
+@pytest.mark.slow  # two runs of the CLI; test_cli covers SIGTERM in a light process
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_a_run_stopped_midway_leaves_nothing_that_the_next_run_does_not_sweep(stop, photo, checkpoint,
+                                                                              tmp_path):
+    """SIGTERM (timeout, container stops) once left a playable hidden partial mp4 beside the
+    output and a wav in /tmp; SIGKILL cannot be caught, so the next run into the folder sweeps."""
+    out, tmp = tmp_path / "out", tmp_path / "tmp"
+    out.mkdir()
+    tmp.mkdir()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "talking", "generate", "--image", str(photo), "--audio",
+         str(long_speech(tmp_path)), "--output", str(out / "talking.mp4"), "--checkpoint",
+         str(checkpoint), "--crop-only"],
+        env={**os.environ, "TMPDIR": str(tmp)}, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 90
+    while not any(path.suffix == ".mp4" for path in out.iterdir()):  # the frames are being made
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+        time.sleep(0.05)
+    process.send_signal(stop)
+    process.wait(timeout=60)
+    leftovers = sorted(path.name for path in out.iterdir())
+    if stop == signal.SIGTERM:
+        assert process.returncode == 128 + signal.SIGTERM
+        assert process.stderr.read().strip().splitlines()[-1] == "terminated"
+        assert leftovers == []
+    else:
+        assert leftovers and all(name.startswith(".talking.") and ".partial." in name
+                                 for name in leftovers)
+        write_video(out / "next.mp4", [np.zeros((16, 16, 3), np.uint8)], np.zeros(2205, np.float32))
+        assert [path.name for path in out.iterdir()] == ["next.mp4"]
+    assert list(tmp.iterdir()) == []
