@@ -175,15 +175,18 @@ def openings(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 class _Graph:
     """A MediaPipe graph used under a lock; ``process`` returns its ``output`` list (faces or
-    detections). The native side writes start-up notes straight to the process's stderr (the
-    delegate it made, warnings on the first landmarks it projects), which would bury a CLI's
-    one-line messages: until the graph has returned something, its calls run with file
-    descriptor 2 pointed at /dev/null."""
+    detections). The native side writes notes straight to the process's stderr (the delegate it
+    made and warnings as its calculators start, from threads of their own; a warning on the
+    first landmarks it projects), which would bury a CLI's one-line messages. So file descriptor
+    2 points at /dev/null while the graph is built, warmed up and closed, and during its calls
+    until it has returned something."""
 
     def __init__(self, build: Callable[[], object], output: str):
         self.lock, self.output, self.started = threading.Lock(), output, False
         with self.lock, _stderr_silenced():
             self.graph = build()
+            # The calculators start in threads of their own: a first, empty image waits for them.
+            self.graph.process(np.zeros((64, 64, 3), np.uint8))
 
     def process(self, image: np.ndarray) -> list:
         with self.lock:
@@ -193,7 +196,8 @@ class _Graph:
         return found
 
     def close(self) -> None:
-        self.graph.close()
+        with self.lock, _stderr_silenced():
+            self.graph.close()
 
 
 @contextlib.contextmanager
