@@ -29,12 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
+from talking.config import MOUTH_PARAMETERS
 from talking.corpus.appearance import FaceStyle, SceneStyle, sample_scene_style
 from talking.corpus.build import ClipPlan, CorpusConfig, plan_corpus, speaker_style
 from talking.corpus.geometry import face_frame
 from talking.corpus.motion import FaceMotion, face_motion, prosody
 from talking.corpus.render import FaceRenderer, render_clip
-from talking.corpus.visemes import MOUTH_PARAMETERS
 from talking.data import Clip, load_index
 from talking.errors import TalkingError
 

@@ -2,11 +2,9 @@
 
 The synthetic split says how well a model learnt its corpus; this track says what a user sees.
 For every photo (:mod:`talking.real_material`: real portraits at face widths of 100-600 px) and
-every real speech clip, each method makes the mp4 a user would get: the MAN checkpoints through
-:class:`talking.pipeline.TalkingFacePipeline`, ``static`` (the photo held still) and ``energy``
-(a checkpoint driven by a mouth whose jaw follows the loudness, where the pipeline takes a
-``motion``). Every video is encoded as ``talking.generate`` encodes (H.264, same CRF and preset)
-and decoded back, so what is measured is what the user gets. MediaPipe Face Mesh
+every real speech clip, each method (:mod:`talking.real_methods`: the MAN checkpoints, ``static``
+and ``energy``) makes the mp4 a user would get, which is decoded back, so that what is measured
+is what the user gets. MediaPipe Face Mesh
 (:mod:`talking.realface`), trained on real faces and independent of our models, reads the lip
 gap of every frame; :mod:`talking.real_metrics` turns the tracks into figures:
 
@@ -18,7 +16,10 @@ gap of every frame; :mod:`talking.real_metrics` turns the tracks into figures:
 - sharpness: the face's Laplacian variance (mouth box excluded) in the middle frame over that of
   the photo encoded as a still video with the same settings (the ``static`` method's frame: the
   ceiling); the SSIM above the mouth against the photo, the minimum over closed-mouth frames;
-  the background's PSNR against the photo.
+  the background's PSNR against the photo;
+- with ``--video``, a real talking-head video with its own sound: its first frame and its speech
+  make one more case, the video's own frames are measured as the method ``real video``, and every
+  method's lip gap is correlated with the speaker's, frame by frame (``real_correlation``).
 
 Per method, each figure is averaged over a photo's speech clips, then the median (and, for
 sharpness, the minimum) over photos is reported. Results go to ``--real-out``: results.json,
@@ -29,18 +30,19 @@ results.md, a mouth contact sheet per case and a side-by-side face crop per phot
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from talking import real_metrics as rm
 from talking.config import FPS, SAMPLE_RATE
 from talking.errors import TalkingError
 from talking.real_material import PHOTOS, SPEECH, RealPhoto, real_photos, speech_path
+from talking.real_methods import SHIPPED, MakeVideo, build_methods, encode, static_video
 
 CLOSED_GAP = 0.02  # the most MediaPipe reads on closed real lips (grace_hopper: 0.003)
 CLOSE_MARGIN = 0.02  # lips within this of the closed gap are closed (a still photo jitters ~0.005)
@@ -49,7 +51,7 @@ OPEN_MARGIN = 0.05  # lips this far beyond it are open: one real speaker's sprea
 # mouth must stay closed and still
 LEAD_SILENCE = 0.6  # seconds
 SHEET_COLUMNS = 12  # mouth crops per row of a contact sheet
-SHIPPED = {"optical": "man-optical", "keypoint": "man-keypoint"}
+REAL_VIDEO = "real video"  # the method that re-encodes a real talking-head video's own frames
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,9 @@ class RealOptions:
         "help": "with --real: comma-separated speech clips (gradio's, or audio files)"})
     seconds: float = dataclasses.field(default=4.0, metadata={
         "help": "with --real: use the first SECONDS of each clip"})
+    video: str | None = dataclasses.field(default=None, metadata={
+        "help": "with --real: a real talking-head video with its own sound: one more case (its "
+                "first frame, its speech), and each method's lip gap correlated with the speaker's"})
     methods: str = dataclasses.field(default="optical,keypoint,energy", metadata={
         "help": "with --real: shipped checkpoints (optical, keypoint) and the energy baseline to "
                 "evaluate besides --checkpoint and the static photo (always: the sharpness ceiling)"})
@@ -98,52 +103,60 @@ class Track:
     mouths: list[np.ndarray]
 
 
-MakeVideo = Callable[[np.ndarray, np.ndarray, Path], None]  # photo, wav, mp4 to write
-
-
 def evaluate_real(checkpoints: list[str], options: RealOptions, device: str = "cpu") -> dict:
     """Evaluate ``checkpoints`` (pipeline folders) and ``options.methods`` on the real material;
     write the report to ``options.real_out`` and return it."""
     from talking.real_report import write_real_report
 
     out = Path(options.real_out)
-    methods = _methods(checkpoints, _names(options.methods), device)
+    methods = build_methods(checkpoints, _names(options.methods), device)
     clips = [_load_clip(name, options.seconds) for name in _names(options.speech)]
     photos = real_photos(_names(options.photos))
+    # (photo, clip, the real video's own frames or None): every photo with every clip, and a real
+    # talking-head video's first frame with its own sound
+    pairs = [(photo, clip, None) for photo in photos for clip in clips]
+    if options.video:
+        pairs.append(_video_case(Path(options.video), options.seconds))
+        photos.append(pairs[-1][0])
+        clips.append(pairs[-1][1])
     cases, sheets, sides = [], {}, {}
-    for photo in photos:
+    for photo, clip, real in pairs:
         regions, photo_gap = _photo_reference(photo)
-        for clip in clips:
-            case = f"{photo.case}_{Path(clip.name).stem}"
-            tracks = {}
-            for name, make in methods.items():
-                started = time.perf_counter()
-                path = out / "videos" / f"{case}_{name}.mp4"
-                make(photo.image, clip.wav, path)
-                seconds = time.perf_counter() - started
-                tracks[name] = _track(path, photo.image, regions)
-                # the static video's face is the photo encoded as every video is: the ceiling
-                ceiling = rm.laplacian_variance(tracks["static"].middle, regions.face)
-                row = _measures(tracks[name], clip, photo.image, photo_gap, regions, ceiling)
-                cases.append({"photo": photo.case, "speech": clip.name, "method": name,
-                              "real_time_factor": seconds / (len(clip.wav) / SAMPLE_RATE), **row})
-                print(f"{case} {name}: lip activity {_fmt(row['lip_activity'])}, sharpness "
-                      f"{_fmt(row['sharpness'])} ({seconds:.1f} s)", flush=True)
-            sheets[case] = (tracks, clip)
-            sides.setdefault(photo.case, (photo.image, regions, {n: t.middle for n, t in tracks.items()}))
+        case = f"{photo.case}_{Path(clip.name).stem}"
+        tracks = {}
+        # static first: its face is the photo encoded as every video is, the sharpness ceiling
+        case_methods = methods if real is None else {"static": static_video, REAL_VIDEO: real, **methods}
+        for name, make in case_methods.items():
+            started = time.perf_counter()
+            path = out / "videos" / f"{case}_{name}.mp4"
+            make(photo.image, clip.wav, path)
+            seconds = time.perf_counter() - started
+            tracks[name] = _track(path, photo.image, regions)
+            ceiling = rm.laplacian_variance(tracks["static"].middle, regions.face)
+            row = _measures(tracks[name], clip, photo.image, photo_gap, regions, ceiling)
+            cases.append({"photo": photo.case, "speech": clip.name, "method": name,
+                          "real_time_factor": seconds / (len(clip.wav) / SAMPLE_RATE), **row})
+            print(f"{case} {name}: lip activity {_fmt(row['lip_activity'])}, sharpness "
+                  f"{_fmt(row['sharpness'])} ({seconds:.1f} s)", flush=True)
+        for row in cases[-len(case_methods):]:
+            row["real_correlation"] = None if real is None else rm.pearson(
+                tracks[row["method"]].gaps, tracks[REAL_VIDEO].gaps)
+        sheets[case] = (tracks, clip)
+        sides.setdefault(photo.case, (photo.image, regions, {n: t.middle for n, t in tracks.items()}))
+    methods_seen = list(dict.fromkeys(c["method"] for c in cases))
     report = {"photos": [{"case": p.case, "size": list(p.image.shape[:2])} for p in photos],
               "speech": [{"name": c.name, "seconds": len(c.wav) / SAMPLE_RATE,
                           "phones": " ".join(p.label for p in c.phones)} for c in clips],
               "thresholds": {"closed_gap": CLOSED_GAP, "close_margin": CLOSE_MARGIN,
                              "open_margin": OPEN_MARGIN, "silence_db": rm.SILENCE_DB},
-              "methods": summarize(cases, list(methods)), "cases": cases}
+              "methods": summarize(cases, methods_seen), "cases": cases}
     write_real_report(report, sheets, sides, out)
     return report
 
 
 FIGURES = ("lip_activity", "loud_minus_quiet", "bilabial_closed", "open_vowel_open", "silence_jitter",
            "silence_gap", "face_found", "sharpness", "ssim_above_mouth", "background_psnr",
-           "real_time_factor")
+           "real_correlation", "real_time_factor")
 
 
 def summarize(cases: list[dict], methods: list[str]) -> dict:
@@ -171,88 +184,44 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-def _load_clip(name: str, seconds: float) -> Clip:
-    """The first ``seconds`` of clip ``name`` after :data:`LEAD_SILENCE` of silence."""
-    from talking.audio import load_audio
+def _load_clip(name: str, seconds: float, lead: float = LEAD_SILENCE) -> Clip:
+    """The first ``seconds`` of clip ``name`` (a file of any audio or video) after ``lead``
+    seconds of silence."""
+    from talking.audio import load_audio, num_video_frames
     from talking.phonemes import recognise_phones
 
     speech = load_audio(speech_path(name))[: int(round(seconds * SAMPLE_RATE))]
-    wav = np.concatenate([np.zeros(int(LEAD_SILENCE * SAMPLE_RATE), np.float32), speech])
-    frames = int(np.ceil(len(wav) * FPS / SAMPLE_RATE))  # talking.audio.num_video_frames
-    return Clip(name, wav, rm.frame_rms(wav, SAMPLE_RATE, FPS, frames), recognise_phones(wav, SAMPLE_RATE))
+    wav = np.concatenate([np.zeros(int(lead * SAMPLE_RATE), np.float32), speech])
+    rms = rm.frame_rms(wav, SAMPLE_RATE, FPS, num_video_frames(len(wav)))
+    return Clip(name, wav, rms, recognise_phones(wav, SAMPLE_RATE))
 
 
-# ---------------------------------------------------------------------------------------------
-# Methods: each writes the mp4 a user would get
-# ---------------------------------------------------------------------------------------------
+def _video_case(video: Path, seconds: float) -> tuple[RealPhoto, Clip, MakeVideo]:
+    """A real talking-head ``video``: its first frame as the photo (at most MAX_PHOTO_SIDE),
+    its sound as the speech (no silence added: it must stay in step with the frames), and a
+    method that re-encodes its own frames, the real speaker's lips."""
+    from talking.config import MAX_PHOTO_SIDE
+    from talking.realface import find_face_mesh
+    from talking.video import read_video
 
+    def fitted(frame: np.ndarray) -> np.ndarray:
+        scale = min(1.0, MAX_PHOTO_SIDE / max(frame.shape[:2]))
+        size = (round(frame.shape[1] * scale), round(frame.shape[0] * scale))
+        return frame if scale == 1 else cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
 
-def encode(frames: Iterable[np.ndarray], wav: np.ndarray, path: Path) -> None:
-    """Write ``frames`` with ``wav`` as ``talking.generate`` writes its videos."""
-    from talking.generate import ENCODER_PRESET
-    from talking.video import VideoWriter
+    first = fitted(next(iter(read_video(video, fps=FPS))))
+    mesh = find_face_mesh(first)
+    if mesh is None:
+        raise TalkingError(f"The face tracker finds no face in the first frame of {video.name}.")
+    photo = RealPhoto(video.stem, round(float(np.ptp(mesh.points[:, 0]))), first)
 
-    with VideoWriter(path, wav, fps=FPS, sample_rate=SAMPLE_RATE, preset=ENCODER_PRESET) as writer:
-        for frame in frames:
-            writer.write(frame)
+    def real_frames(_: np.ndarray, wav: np.ndarray, path: Path) -> None:
+        from talking.audio import num_video_frames
 
+        frames = zip(range(num_video_frames(len(wav))), read_video(video, fps=FPS), strict=False)
+        encode((fitted(frame) for _, frame in frames), wav, path)
 
-def static_video(photo: np.ndarray, wav: np.ndarray, path: Path) -> None:
-    """The photo held still for the length of the speech."""
-    encode((photo for _ in range(int(np.ceil(len(wav) * FPS / SAMPLE_RATE)))), wav, path)
-
-
-def energy_motion(wav: np.ndarray) -> np.ndarray:
-    """(N, 7) mouth parameters (corpus order) at rest but ``jaw_open``, which follows the speech's
-    RMS rescaled from its quietest to its loudest frame to 0..ENERGY_MAX_OPENING."""
-    from talking.baselines import ENERGY_MAX_OPENING
-    from talking.config import MOUTH_PARAMETERS
-
-    frames = int(np.ceil(len(wav) * FPS / SAMPLE_RATE))
-    rms = rm.frame_rms(wav, SAMPLE_RATE, FPS, frames)
-    motion = np.zeros((frames, len(MOUTH_PARAMETERS)), np.float32)
-    span = float(rms.max() - rms.min())
-    if span > 0:
-        motion[:, MOUTH_PARAMETERS.index("jaw_open")] = ENERGY_MAX_OPENING * (rms - rms.min()) / span
-    return motion
-
-
-def model_video(folder: Path, device: str, motion: Callable[[np.ndarray], np.ndarray] | None = None
-                ) -> MakeVideo:
-    """The pipeline in ``folder``; with ``motion``, driven by ``motion(wav)`` instead of its own."""
-    from talking.generate import load_pipeline, set_threads
-
-    set_threads(None)
-    pipe = load_pipeline(folder.resolve(), device)
-
-    def make(photo: np.ndarray, wav: np.ndarray, path: Path) -> None:
-        extra = {} if motion is None else {"motion": motion(wav)}
-        result = pipe(photo, wav, sample_rate=SAMPLE_RATE, **extra)
-        encode(result.frames, result.audio, path)
-
-    return make
-
-
-def takes_motion() -> bool:
-    """Whether the pipeline can be driven by a given mouth motion (the energy baseline needs it)."""
-    from talking.pipeline import TalkingFacePipeline
-
-    return "motion" in inspect.signature(TalkingFacePipeline.__call__).parameters
-
-
-def _methods(checkpoints: list[str], names: list[str], device: str) -> dict[str, MakeVideo]:
-    from talking.generate import CHECKPOINTS
-
-    folders = {f"man-{n}": CHECKPOINTS / SHIPPED[n] for n in names if n in SHIPPED}
-    folders.update({Path(c).name: Path(c) for c in checkpoints})
-    methods: dict[str, MakeVideo] = {"static": static_video}  # first: every case's ceiling
-    methods.update({name: model_video(folder, device) for name, folder in folders.items()})
-    if "energy" in names:
-        if not takes_motion() or not folders:
-            print("energy: skipped (the pipeline takes no motion=, or no checkpoint to drive)")
-        else:
-            methods["energy"] = model_video(next(iter(folders.values())), device, energy_motion)
-    return methods
+    return photo, _load_clip(str(video), seconds, lead=0.0), real_frames
 
 
 # ---------------------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ SILENCE_DB = -30.0  # a frame this far below the clip's loud level (95th percent
 MIN_SILENCE_FRAMES = 5  # 200 ms: shorter pauses are stop closures and gaps between words
 MOUTH_MARGIN = 0.3  # the mouth box reaches this fraction of the mouth's width beyond the lips
 BACKGROUND_MARGIN = 0.1  # the background starts this fraction of the face's width beyond it
+STILL = 1e-9  # a gap track that moves less than this (rounding) has no correlation
 
 
 def frame_rms(wav: np.ndarray, sample_rate: int, fps: float, num_frames: int) -> np.ndarray:
@@ -127,7 +128,7 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float | None:
     """Correlation of two tracks over the frames both have; None if either is constant there."""
     both = np.isfinite(a) & np.isfinite(b)
     a, b = a[both], b[both]
-    if len(a) < 3 or a.std() == 0 or b.std() == 0:
+    if len(a) < 3 or a.std() < STILL or b.std() < STILL:
         return None
     return float(np.corrcoef(a, b)[0, 1])
 

@@ -35,6 +35,7 @@ COLUMNS = (
     ("sharpness_min", "sharpness (min)", "{:.2f}", ">= 0.70"),
     ("ssim_above_mouth", "SSIM above mouth", "{:.3f}", ">= 0.95"),
     ("background_psnr", "background PSNR (dB)", "{:.1f}", ">= 35"),
+    ("real_correlation", "r with the real lips", "{:.2f}", ">= 0.3; needs --video"),
     ("real_time_factor", "time / audio", "{:.2f}", "<= 1"),
 )
 LABEL_WIDTH = 120

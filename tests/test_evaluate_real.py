@@ -8,8 +8,8 @@ import pytest
 
 from talking import real_metrics as rm
 from talking.cli import main
-from talking.evaluate_real import energy_motion
 from talking.phonemes import Phone
+from talking.real_methods import energy_motion
 
 FPS = 25
 
@@ -56,6 +56,16 @@ def test_open_vowels_count_as_open_when_the_gap_reaches_the_threshold():
     phones = [Phone("AA", 1.2, 1.6), Phone("AE", 2.0, 2.4), Phone("M", 3.0, 3.2), Phone("SIL", 0, 1)]
     assert rm.viseme_accuracy(gaps, phones, FPS, rm.OPEN_VOWELS, open_above=0.07) == 0.5
     assert rm.viseme_accuracy(gaps, [Phone("T", 0, 1)], FPS, rm.OPEN_VOWELS, open_above=0.07) is None
+
+
+def test_correlation_of_gap_tracks_ignores_lost_frames_and_refuses_a_still_track():
+    t = np.arange(60)
+    real = 0.05 + 0.04 * np.sin(t / 3)
+    generated = 0.5 * real + 0.01
+    generated[[5, 9]] = np.nan
+    assert rm.pearson(generated, real) == pytest.approx(1.0)
+    assert rm.pearson(-real, real) == pytest.approx(-1.0)
+    assert rm.pearson(np.full(60, 0.02), real) is None
 
 
 def test_silence_needs_a_long_pause_and_its_jitter_is_the_mean_step_of_the_gap():
@@ -151,18 +161,29 @@ def test_phone_decoder_hears_the_bilabials_of_spoken_words():
     assert phones[-1].end <= len(utterance.audio) / 22050 + 0.02
 
 
-def test_real_track_runs_end_to_end_on_one_photo_and_one_clip(tmp_path):
+def test_real_track_runs_end_to_end_on_one_photo_one_clip_and_a_video(tmp_path):
+    from talking.real_material import load_source_photo
+    from talking.real_methods import static_video
+
+    video = tmp_path / "speaker.mp4"  # a "talking-head video": a real face, held still, with speech
+    photo = cv2.resize(load_source_photo("grace_hopper"), (256, 300), interpolation=cv2.INTER_AREA)
+    static_video(photo, np.zeros(22050, np.float32) + 0.01 * np.sin(np.arange(22050) / 7), video)
     out = tmp_path / "real"
     code = main(["evaluate", "--real", "--photos", "grace_hopper:120", "--speech", "heath_ledger.mp3",
-                 "--seconds", "1", "--methods", "", "--real-out", str(out)])
+                 "--seconds", "1", "--methods", "", "--video", str(video), "--real-out", str(out)])
     assert code == 0
     report = json.loads((out / "results.json").read_text())
+    photos = [p["case"] for p in report["photos"]]
+    assert photos[0] == "grace_hopper-120" and photos[1].startswith("speaker-")
+    assert 70 < int(photos[1].split("-")[1]) < 120  # the video's face: 185 px of 512, at 256 wide
     static = report["methods"]["static"]
     assert static["sharpness"] == 1.0  # the static video is the ceiling
     assert static["lip_activity"] < 0.01  # a still photo does not talk
     assert static["face_found"] == 1.0
     assert static["silence_jitter"] < 0.005  # the leading pause
     assert static["background_psnr"] > 35
+    real = [c for c in report["cases"] if c["method"] == "real video"]
+    assert len(real) == 1 and real[0]["speech"] == str(video) and real[0]["face_found"] == 1.0
     assert "static" in (out / "results.md").read_text()
     sheet = cv2.imread(str(out / "grace_hopper-120_heath_ledger.png"))
     assert sheet is not None and sheet.shape[1] > 300
