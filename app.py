@@ -19,9 +19,15 @@ How it holds up as a service:
   derived from an uploaded file's name. Gradio copies results into its cache, which
   ``delete_cache`` empties of files older than an hour, every hour; our own folders older than an
   hour are deleted whenever a new request starts, and a failed request's folder at once.
-- A :class:`TalkingError` (no face, unreadable or too long audio, huge image) reaches the user as a
-  ``gr.Error`` with its message; any other exception is logged with its traceback and shown as a
-  short generic ``gr.Error``. Nothing a request does stops the server.
+- The inputs reach the handler as Gradio received them (``preprocess=False``: the uploads are
+  still checked to be Gradio's own files), so that a photo or speech file Gradio could not decode
+  is judged by the project's readers and refused in their words.
+- A :class:`TalkingError` (no face, unreadable or too long audio, huge image) or a missing input
+  reaches the user as a ``gr.Error`` with its message and is logged in one line; any other
+  exception is logged with its traceback and shown as a short generic ``gr.Error``. Nothing a
+  request does stops the server.
+- Start-up is logged as one line, ``ready in N s (imports A s, models B s)``, from the moment the
+  process started.
 """
 
 from __future__ import annotations
@@ -133,18 +139,21 @@ class RequestHandler:
                         time.perf_counter() - start)
         return failures
 
-    def __call__(self, face: str | None, speech: str | None, text: str, voice: str, variant: str,
-                 seed: float | None, crop_only: bool, progress: gr.Progress = gr.Progress()):
-        if not face:
-            raise gr.Error("Add a face photo: upload one, take one with the webcam or paste one.")
+    def __call__(self, face: str | dict | None, speech: str | dict | None, text: str, voice: str,
+                 variant: str, seed: float | None, crop_only: bool,
+                 progress: gr.Progress = gr.Progress()):
+        """``face`` and ``speech`` are file paths, or Gradio's file payloads ({"path": ...})."""
+        face, speech = upload_path(face), upload_path(speech)
         text = (text or "").strip()
-        if not speech and not text:
-            raise gr.Error("Add speech: upload or record a clip, or type a text to speak.")
-        if variant not in self.checkpoints:
-            raise gr.Error(f"{VARIANTS.get(variant, variant)} is not installed on this server; "
-                           "choose another model.")
-        seed = None if seed is None else int(seed)
         try:
+            if not face:
+                raise TalkingError("Add a face photo: upload one, take one with the webcam or paste one.")
+            if not speech and not text:
+                raise TalkingError("Add speech: upload or record a clip, or type a text to speak.")
+            if variant not in self.checkpoints:
+                raise TalkingError(f"{VARIANTS.get(variant, variant)} is not installed on this server; "
+                                   "choose another model.")
+            seed = None if seed is None else int(seed)
             return self._generate(face, speech, text, voice, variant, seed, crop_only, progress)
         except TalkingError as error:
             logger.info("refused: %s", error)
@@ -175,6 +184,14 @@ class RequestHandler:
             shutil.rmtree(folder, ignore_errors=True)  # a refused request leaves nothing behind
             raise
         return str(result.path), result.face
+
+
+def upload_path(value: str | dict | None) -> str | None:
+    """The file path of an input: Gradio's file payload ({"path": ...}) when the event skips
+    preprocessing, the path itself otherwise (cached examples)."""
+    if isinstance(value, dict):
+        value = value.get("path")
+    return str(value) if value else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -219,12 +236,13 @@ def build_app(checkpoint: str | os.PathLike = HERE / "checkpoints", device: str 
                                 type="filepath", image_mode=None, height=320, elem_id="face")
                 speech = gr.Audio(label=f"Speech (up to {max_seconds:.0f} s)", type="filepath",
                                   sources=["upload", "microphone"], elem_id="speech")
+                # Side by side where both fit, one above the other on a phone (390 px).
                 with gr.Row():
                     text = gr.Textbox(label="…or text to speak", max_length=MAX_TEXT, lines=3,
                                       placeholder="Used when there is no speech clip", scale=3,
-                                      elem_id="text")
+                                      min_width=240, elem_id="text")
                     voice = gr.Dropdown(VOICES, value=VOICES[0][1], label="Voice", scale=2,
-                                        allow_custom_value=True,
+                                        min_width=200, allow_custom_value=True, elem_id="voice",
                                         info="or any espeak-ng voice: sv, en-gb+f4, …")
                 variant = gr.Radio(
                     [(name if v in checkpoints else f"{name} (not installed)", v)
@@ -244,21 +262,26 @@ def build_app(checkpoint: str | os.PathLike = HERE / "checkpoints", device: str 
                                 format="png", interactive=False, height=200, elem_id="crop")
         inputs = [face, speech, text, voice, variant, seed, crop_only]
         button.click(handler, inputs, [video, crop], api_name="generate",
-                     concurrency_id="generate")
+                     concurrency_id="generate", preprocess=False)
 
         example_rows = [[str(EXAMPLES / "face-1.jpg"), str(EXAMPLES / "speech.wav"), ""],
                         [str(EXAMPLES / "face-2.jpg"), None, "Good morning! The weather is lovely "
                                                              "today, isn't it?"]]
+        # Labelled buttons rather than a table, whose columns run off a phone's screen.
+        example_labels = ["Face 1 saying a recorded sentence",
+                          "Face 2 saying: Good morning! The weather is lovely today, isn't it?"]
         if on_space:  # generated once, on first use, then served from the cache to everyone
             def run_example(face, speech, text, progress=gr.Progress()):
                 return handler(face, speech, text, VOICES[0][1], default_variant, None, False, progress)
 
             gr.Examples(example_rows, [face, speech, text], [video, crop], fn=run_example,
-                        cache_examples=True, cache_mode="lazy")
+                        cache_examples=True, cache_mode="lazy", example_labels=example_labels,
+                        elem_id="examples")
         else:  # a click fills the inputs, then generates with the chosen model and options
-            examples = gr.Examples(example_rows, [face, speech, text], cache_examples=False)
+            examples = gr.Examples(example_rows, [face, speech, text], cache_examples=False,
+                                   example_labels=example_labels, elem_id="examples")
             examples.load_input_event.then(handler, inputs, [video, crop],
-                                           concurrency_id="generate",
+                                           concurrency_id="generate", preprocess=False,
                                            api_visibility="undocumented")
     demo.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
     return demo
@@ -277,12 +300,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def seconds_since_start() -> float:
+    """Seconds since this process started, interpreter start-up and imports included."""
+    import psutil
+
+    return time.time() - psutil.Process().create_time()
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    imported = seconds_since_start()
     demo = build_app(args.checkpoint, args.device, args.max_seconds)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share,
-                max_file_size=MAX_FILE_SIZE, allowed_paths=[str(EXAMPLES)])
+                max_file_size=MAX_FILE_SIZE, allowed_paths=[str(EXAMPLES)], prevent_thread_lock=True)
+    ready = seconds_since_start()
+    logger.info("ready in %.1f s (imports %.1f s, models, page and server %.1f s)", ready, imported,
+                ready - imported)
+    demo.block_thread()
 
 
 if __name__ == "__main__":

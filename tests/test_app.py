@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -129,14 +130,24 @@ def checkpoint(workdir) -> str:
 
 @pytest.fixture(scope="module")
 def server(workdir, checkpoint):
-    """URL of ``python app.py --checkpoint CHECKPOINT``, its temp files under ``workdir``."""
+    """``python app.py --checkpoint CHECKPOINT`` running, its temp files under ``workdir``."""
     with running_app(workdir, checkpoint) as app_server:
-        yield app_server.url
+        yield app_server
 
 
 @pytest.fixture(scope="module")
 def client(server, tmp_path_factory) -> Client:
-    return Client(server, verbose=False, download_files=str(tmp_path_factory.mktemp("downloads")))
+    return Client(server.url, verbose=False, download_files=str(tmp_path_factory.mktemp("downloads")))
+
+
+def test_start_up_is_logged_in_one_line_from_the_process_start(server):
+    line = r"ready in ([\d.]+) s \(imports ([\d.]+) s, models, page and server ([\d.]+) s\)"
+    deadline = time.monotonic() + 30  # logged once the server answers its own start-up check
+    while not (ready := re.search(line, server.log.read_text())) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert ready, server.log.read_text()
+    total, imports, rest = map(float, ready.groups())
+    assert 0 < imports < total and total == pytest.approx(imports + rest, abs=0.11)
 
 
 def test_api_returns_an_mp4_with_the_speech(client):
@@ -177,22 +188,45 @@ def test_api_refuses_bad_input_with_a_message_and_keeps_serving(client, tmp_path
                        False, api_name="/generate")
 
 
+def test_api_refuses_a_file_that_is_not_a_photo_in_the_apps_words(client, tmp_path):
+    """Gradio's image component once failed on it first, with its generic "Error"."""
+    not_a_photo = tmp_path / "face.png"
+    not_a_photo.write_text("this is not a photo")
+    with pytest.raises(AppError, match="face.png: cannot read this file as an image"):
+        client.predict(handle_file(not_a_photo), handle_file(SPEECH), "", "en-us", "optical", None,
+                       False, api_name="/generate")
+
+
+def test_refused_requests_are_one_log_line_without_a_traceback(client, server):
+    with pytest.raises(AppError, match="Add a face photo"):
+        client.predict(None, handle_file(SPEECH), "", "en-us", "optical", None, False,
+                       api_name="/generate")
+    with pytest.raises(AppError, match="Add speech"):
+        client.predict(handle_file(FACE), None, "  ", "en-us", "optical", None, False,
+                       api_name="/generate")
+    log = server.log.read_text()
+    assert "refused: Add a face photo" in log and "refused: Add speech" in log
+    assert "Traceback" not in log
+
+
 # ---------------------------------------------------------------------------------------------
 # A real browser
 # ---------------------------------------------------------------------------------------------
 
 
 @pytest.fixture
-def page(server):
+def page(server, request):
+    """The app in Chromium, 1280 px wide unless the test is parametrised with another width."""
     playwright_api = pytest.importorskip("playwright.sync_api")
     if not Path("/usr/bin/chromium").exists():
         pytest.skip("needs Chromium at /usr/bin/chromium")
+    width = getattr(request, "param", 1280)
     with playwright_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
                                              args=BROWSER_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page = browser.new_page(viewport={"width": width, "height": 900 if width > 600 else 844})
         page.set_default_timeout(60_000)
-        page.goto(server)
+        page.goto(server.url)
         page.wait_for_selector("#generate")
         yield page
         browser.close()
@@ -243,3 +277,33 @@ def test_browser_shows_why_a_photo_without_a_face_fails_then_runs_an_example(pag
     assert wait_for_video(page)["duration"] > 1
     assert page.input_value("#text textarea").startswith("Good morning!")
     assert page.locator('#speech button[aria-label="Clear"]').count() == 0  # spoken from the text
+
+
+VOICE_TEXT = """() => { const input = document.querySelector('#voice input');
+    const box = input.getBoundingClientRect(), style = getComputedStyle(input);
+    const context = document.createElement('canvas').getContext('2d');
+    context.font = style.font;
+    const icons = [...document.querySelectorAll('#voice svg')].map(svg => svg.getBoundingClientRect())
+        .filter(icon => icon.width > 0 && icon.top < box.bottom && icon.bottom > box.top);
+    const textRight = box.left + parseFloat(style.paddingLeft) + context.measureText(input.value).width;
+    return {text: input.value, icons: icons.map(icon => icon.left), textRight: textRight}; }"""
+
+OVERFLOW = """() => { const width = document.documentElement.clientWidth;
+    const examples = [...document.querySelectorAll('#examples *')].map(e => e.getBoundingClientRect())
+        .filter(box => box.width > 0);
+    return {page: document.documentElement.scrollWidth, width: width, examples: examples.length,
+            beyond: examples.filter(box => box.right > width + 1).length}; }"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page", [390, 1280], indirect=True, ids=["phone-390px", "desktop"])
+def test_voice_and_examples_fit_the_screen(page, tmp_path):
+    """At 390 px the Voice dropdown's text was cut under its arrow ("English (US), fema") and the
+    Examples table's last column ran off the edge."""
+    voice = page.evaluate(VOICE_TEXT)
+    assert voice["text"] == "English (US), female" and voice["icons"], voice
+    assert all(voice["textRight"] <= left for left in voice["icons"]), voice  # not under the arrow
+    layout = page.evaluate(OVERFLOW)
+    assert layout["examples"] > 0 and layout["beyond"] == 0, layout
+    assert layout["page"] <= layout["width"], layout  # no sideways scrolling
+    page.screenshot(path=tmp_path / "app.png", full_page=True)
