@@ -137,7 +137,7 @@ class VideoTrack:
 def track_face(path: Path, config: PrepareConfig) -> VideoTrack:
     """Follow the face of the video at ``path`` through every frame (see the module docstring)."""
     from talking.face import canonical_landmarks, similarity_transform
-    from talking.realface import track_meshes
+    from talking.realface import eyes_and_mouth, track_meshes
     from talking.video import read_video
 
     missing = np.full((68, 2), np.nan, np.float32)
@@ -148,8 +148,7 @@ def track_face(path: Path, config: PrepareConfig) -> VideoTrack:
     found = int((~np.isnan(points[:, 0, 0])).sum())
     if found < len(points) / 2:
         raise TalkingError(f"a face was found in only {found} of {len(points)} frames")
-    centres = np.stack([points[:, 36:42].mean(1), points[:, 42:48].mean(1), points[:, 48:68].mean(1)], 1)
-    track = steady_track(centres, 2 * round(config.smooth_seconds * FPS / 2) + 1)
+    track = steady_track(eyes_and_mouth(points), 2 * round(config.smooth_seconds * FPS / 2) + 1)
     target = canonical_landmarks(config.resolution)
     matrices = np.stack([similarity_transform(p, target) for p in track])  # (N, 2, 3)
     in_crop = np.einsum("nij,nkj->nki", matrices[:, :, :2], points) + matrices[:, None, :, 2]

@@ -86,10 +86,8 @@ class FaceMesh:
         return self.points[IBUG68_FROM_MESH].mean(axis=1).astype(np.float32)
 
     def eyes_and_mouth(self) -> np.ndarray:
-        """(3, 2) image-left eye, image-right eye and mouth centres: the means of iBUG 36-41,
-        42-47 and 48-67, as the corpus renderer and the canonical frame define them."""
-        points = self.ibug68()
-        return np.stack([points[36:42].mean(0), points[42:48].mean(0), points[48:68].mean(0)])
+        """(3, 2) image-left eye, image-right eye and mouth centres (:func:`eyes_and_mouth`)."""
+        return eyes_and_mouth(self.ibug68())
 
     def eye_distance(self) -> float:
         """Distance between the outer eye corners (mesh 33 and 263), pixels."""
@@ -152,6 +150,15 @@ def lip_gaps(frames: Iterable[np.ndarray]) -> np.ndarray:
     return np.array([np.nan if mesh is None else mesh.lip_gap() for mesh in track_meshes(frames)])
 
 
+def eyes_and_mouth(landmarks: np.ndarray) -> np.ndarray:
+    """iBUG-68 ``landmarks`` (..., 68, 2) -> (..., 3, 2) image-left eye, image-right eye and mouth
+    centres: the means of points 36-41, 42-47 and 48-67, as the corpus renderer and the canonical
+    frame define them."""
+    landmarks = np.asarray(landmarks)
+    return np.stack([landmarks[..., 36:42, :].mean(-2), landmarks[..., 42:48, :].mean(-2),
+                     landmarks[..., 48:68, :].mean(-2)], -2)
+
+
 def openings(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """iBUG-68 ``landmarks`` (..., 68, 2) -> the eye aspect ratio (...) of Eq. 17, the mean of
     both eyes' (|p2 - p6| + |p3 - p5|) / (2 |p1 - p4|), and the mouth opening (...) in the
@@ -164,8 +171,8 @@ def openings(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     ratios = [(distance(e + 1, e + 5) + distance(e + 2, e + 4)) / (2 * distance(e, e + 3) + 1e-9)
               for e in (36, 42)]
-    eye_centres = np.linalg.norm(landmarks[..., 42:48, :].mean(-2) - landmarks[..., 36:42, :].mean(-2),
-                                 axis=-1)
+    centres = eyes_and_mouth(landmarks)
+    eye_centres = np.linalg.norm(centres[..., 1, :] - centres[..., 0, :], axis=-1)
     gap = distance(66, 62) / (eye_centres + 1e-9)
     return (ratios[0] + ratios[1]) / 2, gap / LIP_GAP_AT_FULL_JAW
 
