@@ -79,6 +79,13 @@ def markdown_table(report: dict) -> str:
     for name, result in report["methods"].items():
         cells = [_cell(result[key], fmt) for key, _, fmt, _ in COLUMNS]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    columns = [c for c in COLUMNS if c[0] != "sharpness_min"]
+    lines += ["", "Per case (photo x speech):", "",
+              "| photo | speech | method | " + " | ".join(label for _, label, _, _ in columns) + " |",
+              "|" + "---|" * (len(columns) + 3)]
+    for case in report["cases"]:
+        cells = [_cell(case[key], fmt) for key, _, fmt, _ in columns]
+        lines.append(f"| {case['photo']} | {case['speech']} | {case['method']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
