@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from talking import metrics
+from talking import ibug, metrics
 from talking.data import Clip, load_split
 from talking.errors import TalkingError
 from talking.landmarks import FaceTrack, LandmarkEstimator, clip_targets, estimate
@@ -212,7 +212,7 @@ def clip_reference(clip: Clip) -> Reference:
 
 def clip_measures(frames: np.ndarray, reference: Reference, track: FaceTrack, max_offset: int) -> dict:
     """Per-frame measures of one clip's ``frames`` against its real frames and ground truth."""
-    mouth = metrics.MOUTH_LANDMARKS
+    mouth = ibug.LIPS
     pairs = list(zip(frames, np.asarray(reference.clip.frames), strict=True))
     lips = list(zip(frames[(slice(None), *reference.lip_box)], reference.registered_lips, strict=True))
     mouth_error = track.landmarks[:, mouth] - reference.landmarks[:, mouth]
@@ -233,14 +233,13 @@ def clip_measures(frames: np.ndarray, reference: Reference, track: FaceTrack, ma
     }
 
 
-def registered_lip_box(landmarks: np.ndarray, margin: float = 0.25) -> tuple[slice, slice]:
-    """Rows and columns of a clip's lip box: the bounding box of its lip landmarks (48-67) in
-    every frame, grown by ``margin`` of its size on every side. landmarks: (N, 68, 2) in pixels,
-    registered into the first frame's head pose (:func:`talking.pose.register_frames`)."""
-    lips = landmarks[:, 48:68].reshape(-1, 2)
-    low, high = lips.min(0), lips.max(0)
-    grow = (high - low) * margin
-    (x0, y0), (x1, y1) = np.floor(low - grow).astype(int), np.ceil(high + grow).astype(int)
+def registered_lip_box(landmarks: np.ndarray) -> tuple[slice, slice]:
+    """Rows and columns of a clip's lip box (:func:`talking.ibug.lip_box_bounds`) around its lip
+    landmarks in every frame. landmarks: (N, 68, 2) in pixels, registered into the first frame's
+    head pose (:func:`talking.pose.register_frames`)."""
+    lips = landmarks[:, ibug.LIPS].reshape(-1, 2)
+    low, high = ibug.lip_box_bounds(lips.min(0), lips.max(0))
+    (x0, y0), (x1, y1) = np.floor(low).astype(int), np.ceil(high).astype(int)
     return slice(max(y0, 0), y1 + 1), slice(max(x0, 0), x1 + 1)
 
 

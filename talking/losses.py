@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from talking import ibug
 from talking.models.discriminator import DiscriminatorOutput
 
 
@@ -60,17 +61,15 @@ def lower_half_l1(generated: torch.Tensor, target: torch.Tensor) -> torch.Tensor
     return F.l1_loss(generated[..., half:, :], target[..., half:, :])
 
 
-def lip_box(landmarks: torch.Tensor, height: int, width: int, margin: float = 0.5) -> torch.Tensor:
-    """(B, 1, H, W) mask of each frame's lip box: the bounding box of the lip landmarks (48-67),
-    grown by ``margin`` of its size on every side. landmarks: (B, 68, 2) in pixels.
+def lip_box(landmarks: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(B, 1, H, W) mask of each frame's lip box (:func:`talking.ibug.lip_box_bounds`).
+    landmarks: (B, 68, 2) in pixels.
 
     Our addition to Eq. 11: the lower half of a 128 x 128 face crop is 8192 pixels, of which the
     lips cover about 300, so a mouth that does not move costs little there; losses inside this
     box measure the lips alone."""
-    lips = landmarks[:, 48:68]  # (B, 20, 2)
-    low, high = lips.amin(dim=1), lips.amax(dim=1)  # (B, 2)
-    grow = (high - low) * margin
-    low, high = low - grow, high + grow
+    lips = landmarks[:, ibug.LIPS]  # (B, 20, 2)
+    low, high = ibug.lip_box_bounds(lips.amin(dim=1), lips.amax(dim=1))  # (B, 2) each
     ys = torch.arange(height, device=landmarks.device, dtype=landmarks.dtype)
     xs = torch.arange(width, device=landmarks.device, dtype=landmarks.dtype)
     inside_x = (xs[None] >= low[:, :1]) & (xs[None] <= high[:, :1])  # (B, W)
@@ -102,7 +101,7 @@ def lip_landmark_flow_loss(flow: torch.Tensor, landmarks: torch.Tensor,
     place in the source, so at a lip landmark it must be the landmark's displacement. Unlike the
     MSE to the Farneback flow (dense, but smeared where the mouth opens and teeth appear), this
     target is exact, and L1 makes the prediction commit to one opening rather than the mean."""
-    lips = slice(48, 68)
+    lips = ibug.LIPS
     return (sample_at(flow, landmarks[:, lips]) - (source_landmarks - landmarks)[:, lips]).abs().mean()
 
 

@@ -32,8 +32,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-MOUTH_LANDMARKS = slice(48, 68)  # iBUG: outer lip 48-59, inner lip 60-67
-
 _SSIM_SIGMA, _SSIM_BORDER = 1.5, 5
 _CPBD_BLOCK, _CPBD_EDGE_SHARE, _CPBD_BETA, _CPBD_P_JNB = 64, 0.002, 3.6, 63
 # A track whose standard deviation is below this is still: a network reading identical frames

@@ -12,15 +12,14 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-# iBUG-68 points that move with the head only: jaw top (0-2, 14-16), nose (27-35), eye corners.
-RIGID_LANDMARKS = np.array([0, 1, 2, 14, 15, 16, *range(27, 36), 36, 39, 42, 45])
+from talking.ibug import RIGID
 
 
 def pose_alignment(landmarks: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """(2, 3) similarity transform taking ``landmarks`` (68, 2) onto ``reference`` (68, 2), in
-    pixels, fitted by least squares on :data:`RIGID_LANDMARKS`."""
-    matrix, _ = cv2.estimateAffinePartial2D(landmarks[RIGID_LANDMARKS].astype(np.float32),
-                                            reference[RIGID_LANDMARKS].astype(np.float32),
+    pixels, fitted by least squares on :data:`RIGID`."""
+    matrix, _ = cv2.estimateAffinePartial2D(landmarks[RIGID].astype(np.float32),
+                                            reference[RIGID].astype(np.float32),
                                             method=cv2.LMEDS)
     return np.eye(2, 3) if matrix is None else matrix
 

@@ -1,24 +1,15 @@
 """Training samples: flow targets, history at the clip's start, and alignment to the source pose."""
 
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
 
+from talking.ibug import RIGID
 from talking.models import warp
-from talking.pose import RIGID_LANDMARKS, align_frame, pose_alignment
+from talking.pose import align_frame, pose_alignment
 from talking.training.batches import CLOSED_GAP, TrainingFrames, closed_frames, farneback_flow
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
-    from talking.corpus.build import CorpusConfig, build_corpus
-
-    out = tmp_path_factory.mktemp("corpus")
-    build_corpus(CorpusConfig(out=str(out), clips=6, resolution=64, seed=5))
-    return out
 
 
 def similarity(angle: float, scale: float, shift: tuple[float, float]) -> np.ndarray:
@@ -33,8 +24,8 @@ def test_pose_alignment_undoes_a_known_similarity():
     landmarks = reference @ moved[:, :2].T + moved[:, 2]
     landmarks[48:68] += rng.normal(0, 3, (20, 2))  # the lips move with speech: not used
     matrix = pose_alignment(landmarks, reference)
-    back = landmarks[RIGID_LANDMARKS] @ matrix[:, :2].T + matrix[:, 2]
-    np.testing.assert_allclose(back, reference[RIGID_LANDMARKS], atol=1e-3)
+    back = landmarks[RIGID] @ matrix[:, :2].T + matrix[:, 2]
+    np.testing.assert_allclose(back, reference[RIGID], atol=1e-3)
 
 
 def test_align_frame_moves_the_pixels_by_the_transform():
@@ -66,9 +57,9 @@ def test_aligned_samples_keep_the_source_pose_and_the_history_starts_at_the_sour
     before, after = [], []
     for t in range(clip.num_frames):
         s = int(np.random.default_rng((0, t)).integers(clip.num_frames))  # the sample's source
-        rigid = marks[s][RIGID_LANDMARKS]
-        before.append(np.abs(plain[t]["landmarks"].numpy()[RIGID_LANDMARKS] - rigid).mean())
-        after.append(np.abs(aligned[t]["landmarks"].numpy()[RIGID_LANDMARKS] - rigid).mean())
+        rigid = marks[s][RIGID]
+        before.append(np.abs(plain[t]["landmarks"].numpy()[RIGID] - rigid).mean())
+        after.append(np.abs(aligned[t]["landmarks"].numpy()[RIGID] - rigid).mean())
         torch.testing.assert_close(aligned[t]["source"], plain[t]["source"])
     assert np.mean(after) < 0.5 * np.mean(before)
 

@@ -21,15 +21,6 @@ from talking.pipeline import TalkingFacePipeline
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
-    from talking.corpus.build import CorpusConfig, build_corpus
-
-    out = tmp_path_factory.mktemp("corpus")
-    build_corpus(CorpusConfig(out=str(out), clips=6, resolution=64, seed=3))
-    return out
-
-
-@pytest.fixture(scope="module")
 def models(tmp_path_factory) -> dict[str, Path]:
     """Untrained 64-px pipelines of both variants and an untrained landmark estimator."""
     root = tmp_path_factory.mktemp("models")
@@ -151,8 +142,9 @@ def test_estimator_starts_from_the_mean_shape_in_pixels():
 
 
 def test_landmark_training_saves_an_estimator_with_its_validation_errors(corpus, tmp_path):
-    out = tmp_path / "landmarks"
-    errors = train_landmarks(LandmarkTrainConfig(corpus=str(corpus), out=str(out), steps=3, batch_size=4))
+    errors = train_landmarks(LandmarkTrainConfig(corpus=str(corpus), output_dir=str(tmp_path), steps=3,
+                                                 batch_size=4))
+    out = tmp_path / "export"
     assert set(errors) == {"landmarks_px", "mouth_landmarks_px", "eye_landmarks_px", "eye_openness",
                            "mouth_opening"}
     assert all(np.isfinite(v) for v in errors.values())

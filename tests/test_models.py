@@ -315,7 +315,10 @@ def test_fresh_generator_starts_close_to_the_photo():
     output = model(**inputs)
     assert output.mask.mean().item() == pytest.approx(0.88, abs=0.05)
     assert (output.frame - inputs["source"]).abs().mean() < 0.15
-    torch.testing.assert_close(torch.sigmoid(output.mask_logits), output.mask)
+    # the frame is the mask's blend of the photo (zero flow: unwarped) and a rendering in [-1, 1]
+    rendered_part = (output.frame - output.mask * inputs["source"]).abs()
+    assert (rendered_part <= (1 - output.mask) + 1e-6).all()
+    assert (rendered_part > 0).any()
 
 
 @pytest.mark.parametrize(
@@ -541,7 +544,12 @@ def test_256_preset_builds_a_matching_set():
     resolutions = {m.config.resolution for m in (generator, predictor, discriminator)}
     assert resolutions == {256}
     assert generator.config.motion_channels == predictor.config.num_heatmaps
-    assert {64, 128, 256} <= set(PRESETS)
+
+
+@pytest.mark.parametrize("resolution", sorted(PRESETS))
+def test_every_preset_builds_networks_at_its_own_resolution(resolution):
+    for variant in ("optical", "keypoint"):
+        assert {m.config.resolution for m in build_models(variant, resolution)} == {resolution}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 import cv2
 import numpy as np
 
-from talking.pose import RIGID_LANDMARKS, register_frames
+from talking.ibug import LIPS, RIGID
+from talking.pose import register_frames
 
 
 def test_register_frames_undoes_each_frames_head_motion():
@@ -18,9 +19,9 @@ def test_register_frames_undoes_each_frames_head_motion():
         frames.append(cv2.warpAffine(base, move, (64, 64), flags=cv2.INTER_LINEAR,
                                      borderMode=cv2.BORDER_REPLICATE))
         marks = reference @ move[:, :2].T + move[:, 2]
-        marks[48:68] += rng.normal(0, 2, (20, 2))  # the lips move with speech: ignored
+        marks[LIPS] += rng.normal(0, 2, (20, 2))  # the lips move with speech: ignored
         landmarks.append(marks)
-    assert not set(range(48, 68)) & set(RIGID_LANDMARKS.tolist())
+    assert not set(range(68)[LIPS]) & set(RIGID.tolist())
     registered, _ = register_frames(np.stack(frames), np.stack(landmarks), reference)
     inner = (slice(None), slice(10, -10), slice(10, -10))
     moved_error = np.abs(np.stack(frames)[1:][inner].astype(float) - base[inner[1:]]).mean()

@@ -1,1 +1,2 @@
-"""Training of both stages: config (YAML -> dataclass), batches, one step per stage, the loop."""
+"""Training: recipes (recipe.py) validated into a config (config.py), batches, one step per
+stage (steps.py), the Accelerate loop (loop.py) with its checkpoints, validation and export."""

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from talking import ibug
 from talking.config import HISTORY
 from talking.data import Clip, load_index
 from talking.pose import align_frame, move_points, pose_alignment
@@ -67,8 +68,9 @@ def _image(frames: np.ndarray) -> torch.Tensor:
 
 def closed_frames(landmarks: np.ndarray) -> np.ndarray:
     """Indices of the frames whose lips are closed, from the clip's landmarks (N, 68, 2): the
-    inner-lip gap (iBUG 66 below 62) within :data:`CLOSED_GAP` px of the clip's smallest."""
-    gap = landmarks[:, 66, 1] - landmarks[:, 62, 1]
+    inner-lip gap (the lower inner lip below the upper) within :data:`CLOSED_GAP` px of the clip's
+    smallest."""
+    gap = landmarks[:, ibug.INNER_LIP_BOTTOM, 1] - landmarks[:, ibug.INNER_LIP_TOP, 1]
     return np.flatnonzero(gap <= gap.min() + CLOSED_GAP)
 
 

@@ -1,8 +1,9 @@
-"""Training run configuration: one YAML file per run, validated into :class:`TrainConfig`.
+"""Training run configuration: a recipe (a base YAML and small overrides, plus ``--set``; see
+:mod:`talking.training.recipe`) validated into :class:`TrainConfig`.
 
-Research hyper-parameters live here; infrastructure (devices, processes, mixed precision) comes
-from ``accelerate launch`` / ``torchrun`` and the script's ``--resume`` flag. A run is
-reproducible from its YAML and seed; the YAML is copied into the run folder.
+Research hyper-parameters live here; devices and processes come from ``accelerate launch`` /
+``torchrun`` and the script's ``--resume`` flag. A run is reproducible from its resolved config
+and seed, which it saves as ``config.yaml`` in its folder.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+
+from talking.training.recipe import build, load_recipe
 
 STAGES = ("motion", "man")
 
@@ -55,6 +58,24 @@ class LossWeights:
 
 
 @dataclass
+class Architecture:
+    """What the run changes of the generator of ``build_models(variant, resolution)`` (None: the
+    preset's value)."""
+
+    # MAN conditioning switched on (None = all); the paper's ablation (Table 7) changes this.
+    modalities: list[str] | None = None
+    # Blend with the warped photo through a predicted mask (None: the generator's default, on);
+    # the ablation's "base" turns it off so that no flow reaches the frame.
+    warp_blend: bool | None = None
+    # MAN blocks after each decoder stage (None: the generator's default, 0). Set on a run that
+    # starts from an `init_pipeline` without them, it grows them (MANGenerator.grown_from).
+    decoder_blocks: int | None = None
+
+    def generator_overrides(self) -> dict:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+@dataclass
 class TrainConfig:
     """One training run.
 
@@ -76,14 +97,16 @@ class TrainConfig:
     betas: tuple[float, float] = (0.5, 0.999)
     gradient_accumulation_steps: int = 1
     max_grad_norm: float | None = None  # clip each optimiser's gradient norm (None: no clipping)
-    # MAN conditioning switched on (None = all); the paper's ablation (Table 7) changes this.
-    modalities: list[str] | None = None
-    # Blend with the warped photo through a predicted mask (None: the generator's default, on);
-    # the ablation's "base" turns it off so that no flow reaches the frame.
-    warp_blend: bool | None = None
-    # MAN blocks after each decoder stage (None: the generator's default, 0). Set on a run that
-    # starts from an `init_pipeline` without them, it grows them (MANGenerator.grown_from).
-    decoder_blocks: int | None = None
+    # Learning-rate schedule of both optimisers (diffusers.optimization.get_scheduler: "constant",
+    # "constant_with_warmup", "linear", "cosine", ...), counted in optimisation steps.
+    lr_scheduler: str = "constant"
+    lr_warmup_steps: int = 0
+    # Exponential moving average of the generator (diffusers' EMAModel, whose decay ramps up as
+    # (1 + n) / (10 + n) to this value); when set, the export holds the averaged generator.
+    ema_decay: float | None = None
+    # "no", "bf16" or "fp16" (autocast); None: what `accelerate launch --mixed_precision` says.
+    mixed_precision: str | None = None
+    architecture: Architecture = field(default_factory=Architecture)
     # Move every target frame (and its history and landmarks) into the source's head pose, so
     # the model learns what audio predicts and keeps the photo's pose (see batches.py).
     align_to_source: bool = False
@@ -109,9 +132,14 @@ class TrainConfig:
     # given too; the discriminator always starts fresh).
     init_from: str | None = None
     init_pipeline: str | None = None
+    # Everything a run writes goes under run_dir = output_dir/name; the export (a save_pretrained
+    # pipeline folder) to run_dir/export unless export_to says otherwise. Never into the shipped
+    # checkpoints/: that is train/promote.py's job.
     output_dir: str = "runs"
-    export_to: str | None = None  # save_pretrained pipeline folder written at the end
+    export_to: str | None = None
     save_every: int = 500
+    checkpoints_total_limit: int | None = None  # keep only the newest N step-N folders
+    validation_batches: int = 2  # batches of the val split scored at every checkpoint (0: none)
     log_every: int = 10
     sample_every: int = 250
     loss: LossWeights = field(default_factory=LossWeights)
@@ -131,13 +159,28 @@ class TrainConfig:
             raise ValueError("self_feed_end must not come before self_feed_start")
         if self.stage == "man" and self.self_feed + self.history_dropout > 1.0:
             raise ValueError("self_feed + history_dropout must not exceed 1 (they share one coin)")
+        if self.gradient_accumulation_steps < 1:
+            raise ValueError("gradient_accumulation_steps must be at least 1")
+        if self.checkpoints_total_limit is not None and self.checkpoints_total_limit < 1:
+            raise ValueError("checkpoints_total_limit must be at least 1 (or null: keep all)")
+        if self.mixed_precision not in (None, "no", "bf16", "fp16"):
+            raise ValueError(f"mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}")
+        if self.export_to and _inside(Path(self.export_to), SHIPPED):
+            raise ValueError(f"export_to {self.export_to} is inside {SHIPPED}/: runs export into their own "
+                             f"folder; promote one with train/promote.py RUN_DIR --to {SHIPPED}/NAME")
         if isinstance(self.loss, dict):
-            self.loss = _build(LossWeights, self.loss, "loss")
+            self.loss = build(LossWeights, self.loss, "loss")
+        if isinstance(self.architecture, dict):
+            self.architecture = build(Architecture, self.architecture, "architecture")
         self.betas = tuple(self.betas)
 
     @property
     def run_dir(self) -> Path:
         return Path(self.output_dir) / self.name
+
+    @property
+    def export_dir(self) -> Path:
+        return Path(self.export_to) if self.export_to else self.run_dir / "export"
 
     def self_feed_probability(self, step: int) -> float:
         """Probability that step ``step`` feeds the model its own previous frames."""
@@ -153,16 +196,14 @@ class TrainConfig:
         return yaml.safe_dump(dataclasses.asdict(self), sort_keys=False)
 
 
-def _build(cls: type, values: dict, where: str):
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"unknown {where} key(s) {unknown}; known: {sorted(known)}")
-    return cls(**values)
+SHIPPED = Path(__file__).resolve().parents[2] / "checkpoints"  # the checkout's shipped models
 
 
-def load_config(path: str | Path, **overrides) -> TrainConfig:
-    """Read a run's YAML into a :class:`TrainConfig`; unknown keys are an error, not ignored."""
-    values = yaml.safe_load(Path(path).read_text()) or {}
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return _build(TrainConfig, values, f"config ({path})")
+def _inside(path: Path, folder: Path) -> bool:
+    return path.resolve().is_relative_to(folder.resolve())
+
+
+def load_config(path: str | Path, sets: list[str] | tuple[str, ...] = ()) -> TrainConfig:
+    """The recipe at ``path`` (with its bases) and ``--set`` overrides ``sets`` as a
+    :class:`TrainConfig`; unknown keys are an error, not ignored."""
+    return load_recipe(TrainConfig, path, sets)

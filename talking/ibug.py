@@ -1,0 +1,28 @@
+"""The 68-point iBUG (300-W) face landmark scheme: where each part's points are, and the lip box.
+
+Every module that picks landmarks by index takes the indices from here, and every lip box is
+:func:`lip_box_bounds`: training's lip terms and evaluation's registered lip L1 measure the same
+region.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+NUM_LANDMARKS = 68
+EYES = slice(36, 48)  # 36-41 and 42-47, each from the outer corner clockwise
+LIPS = slice(48, 68)  # outer lip 48-59, inner lip 60-67
+INNER_LIP_TOP, INNER_LIP_BOTTOM = 62, 66  # middle of the inner upper and lower lip
+# Points that move with the head only: jaw top (0-2, 14-16), nose (27-35), eye corners.
+RIGID = np.array([0, 1, 2, 14, 15, 16, *range(27, 36), 36, 39, 42, 45])
+
+# The lip box is the lip points' bounding box grown by this fraction of its size on each side:
+# the lips, the skin they move and the teeth and tongue between them, little else.
+LIP_BOX_MARGIN = 0.25
+
+
+def lip_box_bounds(low, high):
+    """The lip box's corners from the lip points' bounding box ``low``, ``high`` ((..., 2) x, y
+    in pixels; numpy arrays or torch tensors)."""
+    grow = (high - low) * LIP_BOX_MARGIN
+    return low - grow, high + grow
