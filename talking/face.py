@@ -10,7 +10,7 @@ its faces there, so aligning photos the same way is what lets the model transfer
   downscaled to at most ``DETECTION_MAX_SIDE`` pixels. The eye centres and the mouth centre are
   read off the mesh. When no face is found, or one too small to animate, the error says what to
   change. (OpenCV's Haar cascades, used before, found 29 of 48 synthetic faces of 80 and 150
-  pixels in a 640 x 480 photo, and no face rolled by 30 degrees; the mesh finds 46, and real
+  pixels in a 640 x 480 photo, and no face rolled by 30 degrees; the mesh finds 45, and real
   faces at any roll.)
 - :func:`align_face` fits the similarity transform (rotation, uniform scale, translation) that
   maps the three points onto the canonical ones and resamples the crop, anti-aliased through an
