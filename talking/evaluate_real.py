@@ -261,7 +261,7 @@ def _track(path: Path, photo: np.ndarray, regions: rm.FaceRegions) -> Track:
         for i, frame in enumerate(frames):
             seen["above"].append(rm.crop(frame, regions.above_mouth).copy())
             if i % step == 0:
-                seen["mouths"].append(rm.crop(frame, regions.mouth).copy())
+                seen["mouths"].append(rm.crop(frame, regions.mouth_view).copy())
             if i == total // 2:
                 seen["middle"] = frame.copy()
             yield frame

@@ -10,6 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 NUM_LANDMARKS = 68
+JAW = slice(0, 17)  # the jaw line from the image-left ear to the image-right one
+BROWS = slice(17, 27)  # 17-21 and 22-26
+NOSE_BASE = 33  # the middle of the nose's base, just above the upper lip
 EYES = slice(36, 48)  # 36-41 and 42-47, each from the outer corner clockwise
 LIPS = slice(48, 68)  # outer lip 48-59, inner lip 60-67
 INNER_LIP_TOP, INNER_LIP_BOTTOM = 62, 66  # middle of the inner upper and lower lip

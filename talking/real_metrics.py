@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from talking import metrics
+from talking import ibug, metrics
 from talking.phonemes import Phone
 
 BILABIALS = frozenset({"P", "B", "M"})
@@ -40,8 +40,8 @@ OPEN_VOWELS = frozenset({"AA", "AE", "AH", "AO", "AW", "AY"})
 LIP_LEAD = 2  # frames (80 ms at 25 fps) by which real lips lead the sound
 SILENCE_DB = -30.0  # a frame this far below the clip's loud level (95th percentile RMS) is silent
 MIN_SILENCE_FRAMES = 5  # 200 ms: shorter pauses are stop closures and gaps between words
-MOUTH_MARGIN = 0.3  # the mouth box reaches this fraction of the mouth's width beyond the lips
 BACKGROUND_MARGIN = 0.1  # the background starts this fraction of the face's width beyond it
+MOUTH_VIEW = 1.6  # a contact sheet's mouth crop: a square this many lip widths across
 STILL = 1e-9  # a gap track that moves less than this (rounding) has no correlation
 
 
@@ -143,32 +143,37 @@ Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels, exclusive ends
 @dataclass(frozen=True)
 class FaceRegions:
     """Where to measure, from a photo's iBUG-68 landmarks: ``face`` (H, W) bool, the hull of the
-    jaw line and brows without ``mouth`` (the lips' box, widened by :data:`MOUTH_MARGIN`), the
-    box ``above_mouth`` (brows, eyes and nose: what a mouth's motion must leave alone) and
-    ``background`` (H, W) bool, everything :data:`BACKGROUND_MARGIN` of the face width beyond it."""
+    jaw line and brows without ``mouth`` (the lip box, :func:`talking.ibug.lip_box_bounds`), the
+    box ``above_mouth`` (brows, eyes and nose: what a mouth's motion must leave alone),
+    ``background`` (H, W) bool, everything :data:`BACKGROUND_MARGIN` of the face width beyond it,
+    and ``mouth_view``, a square about the lips with room for them to open (contact sheets)."""
 
     face: np.ndarray
     mouth: Box
     above_mouth: Box
     background: np.ndarray
+    mouth_view: Box
 
     @classmethod
     def from_landmarks(cls, points: np.ndarray, shape: Sequence[int]) -> FaceRegions:
         """Regions of an image of ``shape`` (H, W, ...) from its (68, 2) landmarks."""
         height, width = shape[:2]
-        hull = cv2.convexHull(np.round(points[:27]).astype(np.int32))  # jaw 0-16, brows 17-26
+        jaw, brows, eyes, lips = (points[part] for part in (ibug.JAW, ibug.BROWS, ibug.EYES, ibug.LIPS))
+        hull = cv2.convexHull(np.round(np.concatenate([jaw, brows])).astype(np.int32))
         face = np.zeros((height, width), np.uint8)
         cv2.fillConvexPoly(face, hull, 1)
-        lips = points[48:68]
-        margin = MOUTH_MARGIN * (lips[:, 0].max() - lips[:, 0].min())
-        mouth = _box(lips.min(0) - margin, lips.max(0) + margin, width, height)
+        mouth = _box(*ibug.lip_box_bounds(lips.min(0), lips.max(0)), width, height)
         face_mask = face.astype(bool)
         face_mask[mouth[1]:mouth[3], mouth[0]:mouth[2]] = False
-        brows_eyes_nose = points[17:48]
-        above = _box(brows_eyes_nose.min(0), (brows_eyes_nose[:, 0].max(), points[33, 1]), width, height)
-        reach = max(1, int(round(BACKGROUND_MARGIN * (points[:17, 0].max() - points[:17, 0].min()))))
+        brows_eyes = np.concatenate([brows, eyes])
+        above = _box(brows_eyes.min(0), (brows_eyes[:, 0].max(), points[ibug.NOSE_BASE, 1]), width, height)
+        reach = max(1, int(round(BACKGROUND_MARGIN * np.ptp(jaw[:, 0]))))
         grown = cv2.dilate(face, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1,) * 2))
-        return cls(face=face_mask, mouth=mouth, above_mouth=above, background=~grown.astype(bool))
+        half = MOUTH_VIEW * np.ptp(lips[:, 0]) / 2
+        centre = lips.mean(0)
+        view = _box(centre - half, centre + half, width, height)
+        return cls(face=face_mask, mouth=mouth, above_mouth=above, background=~grown.astype(bool),
+                   mouth_view=view)
 
 
 def _box(low: np.ndarray, high: np.ndarray, width: int, height: int) -> Box:

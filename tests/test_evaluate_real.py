@@ -104,6 +104,9 @@ def test_face_regions_leave_out_the_mouth_and_surround_the_face_with_background(
     regions = rm.FaceRegions.from_landmarks(_face_points(), (400, 400, 3))
     x0, y0, x1, y1 = regions.mouth
     assert x0 <= 170 and x1 >= 230 and y0 <= 255 and y1 >= 275  # the lips, widened
+    vx0, vy0, vx1, vy1 = regions.mouth_view
+    assert abs((vx1 - vx0) - (vy1 - vy0)) <= 1 and vx1 - vx0 > 1.5 * 60  # a square, 1.6 lip widths
+    assert vy1 > 275 + 20  # room below the lips for them to part
     assert not regions.face[y0:y1, x0:x1].any()
     assert regions.face[180, 200] and not regions.background[180, 200]
     assert regions.background[5, 5] and not regions.background[220, 125]  # just beyond the jaw
