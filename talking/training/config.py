@@ -127,9 +127,9 @@ class TrainConfig:
     # (Farneback flow, or heatmaps drawn from the landmarks) instead of the predictor's, so it
     # learns to follow the motion before the predictor gets it right.
     true_motion: float = 0.0
-    # Stage "man" starts from the predictor pretrained in stage "motion" (its run folder), and/or
-    # from an exported pipeline folder (its generator, and its predictor unless init_from is
-    # given too; the discriminator always starts fresh).
+    # Stage "man" starts from the motion predictor of a folder that has one (the export of a
+    # stage "motion" run, or a pipeline), and/or from an exported pipeline folder (its generator,
+    # and its predictor unless init_from is given too; the discriminator always starts fresh).
     init_from: str | None = None
     init_pipeline: str | None = None
     # Everything a run writes goes under run_dir = output_dir/name; the export (a save_pretrained

@@ -165,6 +165,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
             if validation is not None:
                 validate(config, accelerator, models, validation, step)
             save_checkpoint(accelerator, run_dir, step, config.checkpoints_total_limit)
+    progress.close()
 
     # 5. export, with a check that every process ends with the same weights
     fingerprint = torch.stack([_checksum(accelerator.unwrap_model(m)) for m in models])
