@@ -80,7 +80,7 @@ def find_checkpoints(path: str | os.PathLike) -> dict[str, Path]:
     if (path / "model_index.json").is_file():
         index = json.loads((path / "model_index.json").read_text())
         predictor = index.get("motion_predictor", [None, None])[1]
-        return {"optical" if predictor == "FlowPredictor" else "keypoint": path}
+        return {"optical" if predictor == "FlowMotion" else "keypoint": path}
     return {variant: path / f"man-{variant}" for variant in VARIANTS
             if (path / f"man-{variant}" / "model_index.json").is_file()}
 

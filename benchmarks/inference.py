@@ -8,10 +8,12 @@ speaker in a textured 4:3 scene, as large as ``generate`` lets a photo be by def
 is espeak-ng's. Prints, for the 128x128 model:
 
 - start-up: importing the pipeline (torch, diffusers) and loading the model, in a fresh process;
-- a 10 s clip end to end (features, generation, paste-back, H.264 encoding, muxing), as the
+- a 10 s clip end to end (features, motion, generation, full-resolution composite, H.264
+  encoding, muxing), as the
   real-time factor wall / audio duration (target <= 1.0, stretch <= 0.5), and the time from the
   call to the first frame handed to the encoder;
-- the generator alone in frames per second, and the per-frame cost of each stage;
+- motion + generator alone in frames per second, and the per-frame cost of each stage (the
+  composite's cost at the photo's resolution printed on its own);
 - peak memory (RSS) of a 60 s clip against a 10 s clip, each in a fresh process (target: within
   20 %). ffmpeg runs in its own process and is not counted.
 
@@ -132,36 +134,34 @@ def stage_costs(checkpoint: Path, photo: Path, speech: Path, threads: int) -> di
     """Milliseconds per frame of each stage, and the per-clip preparation in seconds."""
     import torch
 
-    from talking.face import Paster, align_face
     from talking.generate import ENCODER_PRESET, load_pipeline
-    from talking.image import load_image
     from talking.video import VideoWriter
 
     torch.set_num_threads(threads)
     pipe = load_pipeline(checkpoint, "cpu")
     start = time.perf_counter()
-    output = pipe(photo, speech, crop_only=True)  # face, speech and features, once per clip
+    output = pipe(photo, speech, crop_only=True)  # face, speech, features and motion, once per clip
     prepared = time.perf_counter()
-    crops = list(output.frames)  # (128, 128, 3) uint8 each
+    crops = list(output.frames)  # (128, 128, 3) uint8 each: motion, generator, crop-size blend
     generator_ms = (time.perf_counter() - prepared) / len(crops) * 1000
     prepare_s = prepared - start
-
-    image = load_image(photo)
-    # Paste-back and encoding in one loop, as in generate_video, each timed on its own.
-    paster, paste_s, encode_s = Paster(image, align_face(image, pipe.resolution)), 0.0, 0.0
+    # The same frames composited at the photo's resolution: the difference is the compositor.
+    composited = pipe(photo, speech)
+    start = time.perf_counter()
+    frames = list(composited.frames)
+    composite_ms = (time.perf_counter() - start) / len(frames) * 1000 - generator_ms
+    encode_s = 0.0
     with tempfile.TemporaryDirectory() as folder:
         with VideoWriter(Path(folder) / "encode.mp4", output.audio, preset=ENCODER_PRESET) as writer:
-            for crop in crops:
+            for frame in frames:
                 start = time.perf_counter()
-                frame = paster(crop)
-                pasted = time.perf_counter()
                 writer.write(frame)  # waits while ffmpeg is behind: the encoder's pace
-                paste_s, encode_s = paste_s + pasted - start, encode_s + time.perf_counter() - pasted
+                encode_s += time.perf_counter() - start
             closing = time.perf_counter()
         encode_s += time.perf_counter() - closing  # flushing the encoder and muxing
     return {"prepare_s": prepare_s, "generator_ms": generator_ms, "fps": 1000 / generator_ms,
-            "paste_ms": paste_s / len(crops) * 1000, "encode_ms": encode_s / len(crops) * 1000,
-            "photo": image.shape[:2]}
+            "composite_ms": composite_ms, "encode_ms": encode_s / len(frames) * 1000,
+            "photo": frames[0].shape[:2]}
 
 
 def profile(checkpoint: Path, photo: Path, speech: Path, output: Path) -> None:
@@ -210,9 +210,9 @@ def main() -> None:
                   f"real-time factor {factor:.2f} (target <= 1.0, stretch <= 0.5); "
                   f"first frame after {run['first_frame_s']:.2f} s")
         print(f"generator alone: {stages['fps']:.1f} frames/s ({stages['fps'] / 25:.1f}x real time)")
-        print(f"per frame:  generator {stages['generator_ms']:.1f} ms, paste-back "
-              f"{stages['paste_ms']:.1f} ms, encoder {stages['encode_ms']:.1f} ms; per clip: face, "
-              f"speech and features {stages['prepare_s']:.2f} s")
+        print(f"per frame:  motion + generator {stages['generator_ms']:.1f} ms, full-resolution "
+              f"composite {stages['composite_ms']:.1f} ms, encoder {stages['encode_ms']:.1f} ms; per "
+              f"clip: face, speech, features and motion {stages['prepare_s']:.2f} s")
         growth = long["rss_mb"] / short["rss_mb"] - 1
         print(f"peak RSS:   10 s clip {short['rss_mb']:.0f} MB, 60 s clip {long['rss_mb']:.0f} MB "
               f"({growth:+.1%}, target within 20%)")

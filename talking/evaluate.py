@@ -177,11 +177,15 @@ def model_methods(checkpoints: list[str], device: str, resolution: int) -> dict[
 
 
 def _generator(pipeline) -> Method:
+    from talking.pipeline import to_uint8
+
     def frames(clip: Clip) -> np.ndarray:
+        """The clip's first frame as the photo (with its landmarks) and the clip's speech."""
         source = torch.from_numpy(np.array(clip.frames[0])).permute(2, 0, 1).float() / 127.5 - 1
-        made = pipeline.generate_frames(source, clip.features.windows())
-        return np.stack([f.add(1).mul(127.5).round().clamp(0, 255).byte().permute(1, 2, 0).cpu().numpy()
-                         for f in made])
+        windows = clip.features.windows()
+        parameters = pipeline.motion_predictor.predict_parameters(windows)
+        made = pipeline.generate_frames(source, torch.from_numpy(clip.landmarks[0]), parameters, windows)
+        return np.stack([to_uint8(parts.crop) for parts in made])
 
     return frames
 

@@ -1,4 +1,4 @@
-"""Faces in photos: find the face, align it to the canonical crop, paste a generated one back.
+"""Faces in photos: find the face and align it to the canonical crop, with its landmarks.
 
 The canonical frame (``talking.config.CANONICAL_*``) puts the eye centres at (0.36, 0.42) and
 (0.64, 0.42) and the mouth centre at (0.50, 0.74) of a square crop; the synthetic renderer draws
@@ -16,15 +16,14 @@ its faces there, so aligning photos the same way is what lets the model transfer
   maps the three points onto the canonical ones and resamples the crop, anti-aliased through an
   image pyramid when it shrinks the face; the photo's 68 iBUG landmarks come along, mapped into
   the crop.
-- :class:`Paster` does the inverse per video frame: it warps the generated crop back into the
-  photo inside a feathered ellipse, with the crop's skin colour matched to the photo's, and leaves
-  every pixel outside the ellipse's support untouched.
+
+The way back, from generated crops to video frames at the photo's resolution, is
+:mod:`talking.composite`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import cv2
 import numpy as np
@@ -38,14 +37,6 @@ DETECTION_MAX_SIDE = 1024  # faces are searched at this size (MAX_PHOTO_SIDE: ph
 # 128 crop has 36, and the mesh's points lose their precision.
 MIN_EYE_DISTANCE = 12
 MIN_PHOTO_SIDE = 200  # a photo smaller than this on its long side is called too small
-# Paste-back region in [0, 1] crop coordinates: an ellipse over brows, eyes, mouth and jaw, whose
-# feathered edge stays inside the crop.
-MASK_CENTER = (0.50, 0.54)
-MASK_AXES = (0.36, 0.44)
-FEATHER = 0.03  # Gaussian sigma of the mask's edge, as a fraction of the crop side
-# Skin sampled for colour matching: the mask's core minus the eye band and the mouth.
-EYE_BAND = (0.32, 0.50)
-MOUTH_BOX = (0.34, 0.64, 0.66, 0.86)  # x0, y0, x1, y1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -175,95 +166,3 @@ def _preimage_bounds(matrix: np.ndarray, resolution: int, shape: tuple[int, ...]
     x1, y1 = np.clip(np.ceil(points.max(axis=0)).astype(int) + margin, (x0 + 1, y0 + 1),
                      (width, height))
     return int(x0), int(y0), int(x1), int(y1)
-
-
-# ---------------------------------------------------------------------------------------------
-# Paste-back
-# ---------------------------------------------------------------------------------------------
-
-
-def face_mask(resolution: int = RESOLUTION, feather: float = FEATHER) -> np.ndarray:
-    """(R, R) float32 blend weight in [0, 1]: 1 over the face, a Gaussian edge of sigma
-    ``feather * R`` and exactly 0 outside the ellipse ``MASK_CENTER``, ``MASK_AXES``."""
-    radius = math.ceil(3 * feather * resolution)
-    core = np.zeros((resolution, resolution), np.float32)
-    axes = [max(1, round(a * resolution) - radius) for a in MASK_AXES]
-    center = [round(c * resolution) for c in MASK_CENTER]
-    cv2.ellipse(core, center, axes, 0, 0, 360, 1.0, -1, cv2.LINE_AA)
-    if radius > 0:
-        core = cv2.GaussianBlur(core, (2 * radius + 1,) * 2, feather * resolution)
-    core[core < 1 / 512] = 0.0  # no faint halo: below half a grey level the photo stays exact
-    return core
-
-
-def skin_region(resolution: int = RESOLUTION) -> np.ndarray:
-    """(R, R) bool: cheeks, nose and forehead of the canonical crop (no eyes, no mouth)."""
-    region = face_mask(resolution) > 0.99
-    rows = np.arange(resolution) / resolution
-    region[(rows >= EYE_BAND[0]) & (rows < EYE_BAND[1])] = False
-    x0, y0, x1, y1 = (round(v * resolution) for v in MOUTH_BOX)
-    region[y0:y1, x0:x1] = False
-    return region
-
-
-def colour_statistics(crop: np.ndarray, region: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and standard deviation (3,), (3,) of ``crop`` (R, R, 3) in ``region``."""
-    pixels = crop[region].astype(np.float64)
-    return pixels.mean(axis=0), pixels.std(axis=0)
-
-
-def colour_transfer_lut(source: tuple[np.ndarray, np.ndarray],
-                        target: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """(1, 256, 3) uint8 per-channel lookup table mapping mean/std ``source`` onto ``target``
-    (gain clipped to [0.5, 2] so that a flat region cannot blow the colours up)."""
-    gain = np.clip(target[1] / np.maximum(source[1], 1e-3), 0.5, 2.0)
-    values = np.arange(256, dtype=np.float64)[:, None]
-    table = (values - source[0]) * gain + target[0]
-    return np.clip(table + 0.5, 0, 255).astype(np.uint8)[None]
-
-
-class Paster:
-    """Pastes generated crops back into one photo; built once per clip, called once per frame.
-
-    Built from the photo (H, W, 3) uint8 and its :class:`AlignedFace`: the inverse warp, the
-    region of the photo it covers, and the feathered mask warped into that region are computed
-    here. The colour transfer is fitted on the first crop pasted and then kept for the whole clip,
-    so that the skin does not flicker as the mouth opens and closes.
-    """
-
-    def __init__(self, photo: np.ndarray, aligned: AlignedFace, feather: float = FEATHER):
-        resolution = aligned.crop.shape[0]
-        self.photo = photo
-        self.region = skin_region(resolution)
-        self.target = colour_statistics(aligned.crop, self.region)
-        self.lut: np.ndarray | None = None
-        x0, y0, x1, y1 = _preimage_bounds(aligned.matrix, resolution, photo.shape, margin=2)
-        self.inverse = cv2.invertAffineTransform(aligned.matrix)
-        self.inverse[:, 2] -= (x0, y0)
-        alpha = cv2.warpAffine(face_mask(resolution, feather), self.inverse, (x1 - x0, y1 - y0),
-                               flags=cv2.INTER_LINEAR, borderValue=0.0)
-        alpha[alpha < 1 / 512] = 0.0
-        # Shrink the region to the mask's support: fewer pixels to warp and blend per frame.
-        rows, cols = np.nonzero(alpha.any(axis=1))[0], np.nonzero(alpha.any(axis=0))[0]
-        top, left = int(rows[0]), int(cols[0])
-        self.alpha = np.ascontiguousarray(alpha[top:rows[-1] + 1, left:cols[-1] + 1])
-        self.inverse[:, 2] -= (left, top)
-        self.origin = (y0 + top, x0 + left)
-
-    def __call__(self, crop: np.ndarray) -> np.ndarray:
-        """(R, R, 3) uint8 generated crop -> (H, W, 3) uint8 photo with the face replaced."""
-        if self.lut is None:
-            self.lut = colour_transfer_lut(colour_statistics(crop, self.region), self.target)
-        face = cv2.warpAffine(cv2.LUT(crop, self.lut), self.inverse, self.alpha.shape[::-1],
-                              flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
-        frame = self.photo.copy()
-        top, left = self.origin
-        roi = frame[top:top + self.alpha.shape[0], left:left + self.alpha.shape[1]]
-        roi[:] = cv2.blendLinear(face, roi, self.alpha, 1.0 - self.alpha)
-        return frame
-
-
-def paste_back(photo: np.ndarray, crop: np.ndarray, aligned: AlignedFace,
-               feather: float = FEATHER) -> np.ndarray:
-    """One generated crop (R, R, 3) back into ``photo`` (H, W, 3); for video use :class:`Paster`."""
-    return Paster(photo, aligned, feather)(crop)

@@ -1,21 +1,21 @@
 """The talking-face pipeline: a photo of a person and speech in, video frames out.
 
-``TalkingFacePipeline`` holds the two networks that run at inference, the MAN generator and its
-motion predictor; the variant follows from the predictor's class (``FlowPredictor`` ->
-"optical", ``KeypointPredictor`` -> "keypoint"). ``save_pretrained(dir)`` writes one folder
-with ``model_index.json`` and a subfolder per network, which ``from_pretrained(dir)`` reloads.
+``TalkingFacePipeline`` holds the two networks that run at inference: the motion predictor
+(:mod:`talking.models.motion`: speech -> mouth parameters -> lip and jaw landmarks, and from them
+the generator's motion input) and the MAN generator; the variant is the predictor's
+(``FlowMotion`` -> "optical", ``KeypointMotion`` -> "keypoint"). ``save_pretrained(dir)`` writes
+one folder with ``model_index.json`` and a subfolder per network, which ``from_pretrained(dir)``
+reloads.
 
 Calling the pipeline does the per-clip work up front, so that every bad input fails before any
-frame is made: the face is found and aligned (:mod:`talking.face`), the speech decoded or spoken
-by espeak-ng, its features computed (:mod:`talking.audio`). The frames come back as a lazy
-iterator: each is generated, pasted into the photo and handed over before the next is made, so a
-writer or a UI can stream them and memory stays flat in the clip's length. The pipeline leaves
+frame is made: the face is found and aligned with its landmarks (:mod:`talking.face`), the speech
+decoded or spoken by espeak-ng, its features computed (:mod:`talking.audio`), and the whole clip's
+mouth motion predicted (a few kilobytes). The frames come back as a lazy iterator, made
+``batch_size`` at a time: the landmarks of each frame give the thin-plate flow and the generator's
+motion input, the generator renders the crop, and :class:`~talking.composite.Compositor` makes the
+frame at the photo's own resolution (the photo warped by the flow, the rendering only where the
+mouth shows what the photo does not). Memory stays flat in the clip's length. The pipeline leaves
 torch's thread count to its caller (the CLI and the app set it: ``talking.generate.set_threads``).
-
-Generation is autoregressive as in the paper: the motion of frame t is predicted from frames
-t-5..t-1 (the source image repeated before the clip starts) and the frame's mel window, so
-frames are made one after another. What does not depend on the recurrence is batched: the source
-is encoded once per clip, and the audio windows are encoded ``batch_size`` frames at a time.
 """
 
 from __future__ import annotations
@@ -33,13 +33,14 @@ from diffusers.utils import BaseOutput
 from PIL import Image
 
 from talking.audio import AudioWindows, extract_features, load_audio
-from talking.config import MAX_PHOTO_SIDE, SAMPLE_RATE, AudioConfig
+from talking.composite import Compositor, opening_weight, rendering_weight
+from talking.config import MAX_PHOTO_SIDE, MOUTH_PARAMETERS, SAMPLE_RATE, AudioConfig
 from talking.errors import TalkingError
-from talking.face import Paster, align_face
+from talking.face import align_face
 from talking.image import load_image
-from talking.models.flow import FlowPredictor
+from talking.models.flow import warp
 from talking.models.generator import MANGenerator
-from talking.models.keypoints import KeypointPredictor
+from talking.models.motion import MotionPredictor
 from talking.speech import Voice, synthesize
 
 ImageInput = str | os.PathLike | np.ndarray | Image.Image
@@ -73,19 +74,18 @@ class TalkingFacePipeline(DiffusionPipeline):
 
     Args:
         generator: renders a frame from the source, the frame's motion and its audio.
-        motion_predictor: predicts each frame's motion (flow or keypoint heatmaps).
+        motion_predictor: predicts each frame's mouth motion from the speech and draws the
+            generator's motion input from it (a flow or keypoint heatmaps).
     """
 
-    def __init__(
-        self, generator: MANGenerator, motion_predictor: FlowPredictor | KeypointPredictor
-    ) -> None:
+    def __init__(self, generator: MANGenerator, motion_predictor: MotionPredictor) -> None:
         super().__init__()
         self.register_modules(generator=generator, motion_predictor=motion_predictor)
 
     @property
     def variant(self) -> str:
-        """"optical" (flow predictor) or "keypoint" (heatmap predictor)."""
-        return "optical" if isinstance(self.motion_predictor, FlowPredictor) else "keypoint"
+        """"optical" (thin-plate flow) or "keypoint" (contour heatmaps)."""
+        return self.motion_predictor.variant
 
     @property
     def resolution(self) -> int:
@@ -109,8 +109,8 @@ class TalkingFacePipeline(DiffusionPipeline):
         max_side: int | None = MAX_PHOTO_SIDE,
         max_seconds: float = AudioConfig().max_seconds,
         seed: int | None = None,
-        generator: torch.Generator | None = None,
-        batch_size: int = 64,
+        motion: np.ndarray | None = None,
+        batch_size: int = 16,
         callback: ProgressCallback | None = None,
     ) -> TalkingFaceOutput:
         """Make the talking video of the person in ``image`` saying ``audio`` (or ``text``).
@@ -131,37 +131,41 @@ class TalkingFacePipeline(DiffusionPipeline):
             max_side: the photo is downscaled to at most this many pixels on its long side
                 (None keeps its size); the video has the photo's size.
             max_seconds: longer speech is refused with a TalkingError before any work.
-            seed: sample the flow predictor's variational bottleneck with this seed; None uses
-                its mean, the most likely motion (the keypoint variant has nothing to sample).
-                Either way the frames are deterministic.
-            generator: a ``torch.Generator`` to sample with instead of ``seed``.
-            batch_size: audio windows encoded in one batch (memory, not results).
+            seed: draw a speaking style with this seed (how wide this speaker opens the mouth,
+                0.8-1.25 times the predicted opening); None keeps the predicted motion.
+            motion: (N, P) mouth parameters (:data:`~talking.config.MOUTH_PARAMETERS`, N the
+                clip's frame count) to use instead of the predicted ones (baselines, puppeteering).
+            batch_size: frames rendered in one batch (memory, not results).
             callback: called as ``callback(done_frames, total_frames)`` as each frame is made.
         """
         self.check_components()
-        if seed is not None and generator is not None:
-            raise ValueError("give seed or generator, not both")
-        if seed is not None:
-            generator = torch.Generator(device=self.device).manual_seed(seed)
-
-        # 1. load the photo and align its face: a photo without one fails before any heavy work
+        # 1. load the photo, find its face and its landmarks: a photo without one fails first
         photo = load_image(image, max_side=max_side)
         aligned = align_face(photo, self.resolution, name=_display_name(image, "the photo"))
-        paster = None if crop_only else Paster(photo, aligned)  # per clip: warp, mask, colours
 
         # 2. the speech as mono float32 at 22050 Hz, decoded from the audio or spoken by espeak-ng
         config = dataclasses.replace(self.audio_config, max_seconds=max_seconds)
         wav = load_audio(*_speech(audio, sample_rate, text, voice), config=config)  # (S,)
 
         # 3. the paper's audio features, cut into one window per video frame
-        features = extract_features(wav, config)
-        windows = features.windows()  # N = ceil(S * fps / sr) windows
+        windows = extract_features(wav, config).windows()  # N = ceil(S * fps / sr) windows
 
-        # 4. generate the frames autoregressively and 5. paste each into the photo, lazily
+        # 4. the whole clip's mouth motion, from the speech alone (or as given)
+        if motion is None:
+            parameters = self.motion_predictor.predict_parameters(windows)  # (N, P)
+        else:
+            parameters = _given_motion(motion, len(windows)).to(self.device, self.dtype)
+        if seed is not None:
+            articulation = np.random.default_rng(seed).uniform(0.8, 1.25)
+            parameters[:, 0] = (parameters[:, 0] * articulation).clamp(0, 1)
+
+        # 5. render and composite the frames, lazily
         source = torch.from_numpy(aligned.crop).permute(2, 0, 1).float() / 127.5 - 1  # (3, R, R)
-        frames = self.generate_frames(source, windows, batch_size=batch_size, generator=generator)
+        landmarks = torch.from_numpy(aligned.landmarks).float()  # (68, 2) crop pixels
+        compositor = None if crop_only else Compositor(photo, aligned.matrix, aligned.crop)
+        frames = self.generate_frames(source, landmarks, parameters, windows, batch_size=batch_size)
         return TalkingFaceOutput(
-            frames=_finish(frames, paster, len(windows), callback),
+            frames=_finish(frames, compositor, len(windows), callback),
             audio=wav,
             sample_rate=config.sample_rate,
             fps=config.fps,
@@ -170,12 +174,9 @@ class TalkingFacePipeline(DiffusionPipeline):
         )
 
     def check_components(self) -> None:
-        """Raise ValueError when generator and predictor do not fit together."""
-        generator, predictor = self.generator.config, self.motion_predictor.config
-        if self.variant == "optical":
-            expected = ("flow", 2)
-        else:
-            expected = ("heatmaps", predictor.num_heatmaps)
+        """Raise ValueError when generator and motion predictor do not fit together."""
+        generator, predictor = self.generator.config, self.motion_predictor
+        expected = (predictor.motion_type, predictor.motion_channels)
         if (generator.motion_type, generator.motion_channels) != expected:
             raise ValueError(
                 f"the {self.variant} variant needs a generator with motion_type={expected[0]!r} "
@@ -183,71 +184,97 @@ class TalkingFacePipeline(DiffusionPipeline):
                 f"{generator.motion_channels}"
             )
         for key in ("resolution", "n_mels", "audio_window"):
-            if generator[key] != predictor[key]:
-                raise ValueError(
-                    f"generator and motion predictor disagree on {key}: {generator[key]} vs {predictor[key]}"
-                )
+            if generator[key] != predictor.config[key]:
+                raise ValueError(f"generator and motion predictor disagree on {key}: {generator[key]} "
+                                 f"vs {predictor.config[key]}")
 
     @torch.inference_mode()
     def generate_frames(
         self,
         source: torch.Tensor,
+        landmarks: torch.Tensor,
+        parameters: torch.Tensor,
         windows: AudioWindows,
         *,
-        batch_size: int = 64,
-        generator: torch.Generator | None = None,
-    ) -> Iterator[torch.Tensor]:
-        """Yield one frame (3, H, W) in [-1, 1] per audio window, as soon as it is made.
+        batch_size: int = 16,
+    ) -> Iterator[FrameParts]:
+        """Yield each frame's parts as soon as its batch is made.
 
         Args:
-            source: the person's aligned face (3, H, W) in [-1, 1], H = W = ``resolution``.
-            windows: per-frame audio windows (see :meth:`talking.audio.AudioFeatures.windows`).
-            batch_size: audio windows encoded in one batch; memory stays flat in clip length.
-            generator: a ``torch.Generator`` to sample the flow predictor's bottleneck; None
-                uses its mean, which makes the frames deterministic (models in eval mode).
+            source: the person's aligned face (3, R, R) in [-1, 1], R = ``resolution``.
+            landmarks: the face's 68 landmarks (68, 2) in crop pixels.
+            parameters: (N, P) mouth parameters of every frame.
+            windows: the N frames' audio windows (:meth:`talking.audio.AudioFeatures.windows`).
+            batch_size: frames rendered in one batch; memory stays flat in clip length.
         """
         self.check_components()
         if source.ndim != 3:
             raise ValueError(f"source must be one image (3, H, W), got {tuple(source.shape)}")
+        if len(parameters) != len(windows):
+            raise ValueError(f"{len(parameters)} frames of motion for {len(windows)} audio windows")
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         device, dtype = self.device, self.dtype
-        history_length = self.motion_predictor.config.history
+        predictor = self.motion_predictor
 
-        # 1. encode the person's image once: it is the same for every frame
-        source = source.to(device=device, dtype=dtype)[None]  # (1, 3, H, W)
-        source_features = self.generator.encode_source(source)
-        history = source[:, None].expand(-1, history_length, -1, -1, -1)  # (1, T, 3, H, W)
+        # 1. encode the person's image and read its mouth state once: the same for every frame
+        source = source.to(device=device, dtype=dtype)[None]  # (1, 3, R, R)
+        features = self.generator.encode_source(source)
+        source_landmarks = landmarks.to(device=device, dtype=dtype)[None]  # (1, 68, 2)
+        source_state = predictor.source_parameters(source_landmarks)  # (1, P)
 
         for start in range(0, len(windows), batch_size):
-            # 2. encode a chunk of audio windows in one batch (independent of the recurrence)
             stop = min(start + batch_size, len(windows))
+            count = stop - start
+            # 2. this batch's landmarks, the flow that moves the photo's onto them and the
+            #    generator's motion input
+            targets = predictor.landmarks(parameters[start:stop], source_landmarks, source_state)
+            anchors = source_landmarks.expand(count, -1, -1)
+            flow = predictor.flow(anchors, targets, self.resolution)  # (n, 2, R, R)
+            motion = flow if predictor.motion_type == "flow" else predictor.condition(anchors, targets)
+            # 3. render, and 4. keep the rendering only inside the predicted mouth opening
             mel = torch.from_numpy(windows.mel[start:stop]).to(device=device, dtype=dtype)
             pitch = torch.from_numpy(windows.pitch[start:stop]).to(device=device)
             energy = torch.from_numpy(windows.energy[start:stop]).to(device=device, dtype=dtype)
             audio = self.generator.encode_audio(mel, pitch, energy)  # {name: (n, A)}
-            motion_audio = self.motion_predictor.encode_audio(mel)  # (n, A)
+            output = self.generator.render(features.expand(count), motion, audio)
+            mask = (output.mask if output.mask is not None else torch.zeros_like(output.frame[:, :1]))[:, 0]
+            openings = np.stack([opening_weight(points, self.resolution) for points in targets.cpu().numpy()])
+            weight = rendering_weight(mask, torch.from_numpy(openings).to(mask))  # (n, R, R)
+            moved = warp(source.expand(count, -1, -1, -1), flow)
+            crops = moved + weight[:, None] * (output.synthesised - moved)  # (n, 3, R, R)
+            for i in range(count):
+                yield FrameParts(crops[i], output.synthesised[i], weight[i], flow[i])
 
-            for i in range(stop - start):
-                # 3. predict this frame's motion from the previous frames and its audio
-                motion = self._predict_motion(source, history, motion_audio[i : i + 1], generator)
-                # 4. render the frame and push it onto the history
-                frame_audio = {name: embedding[i : i + 1] for name, embedding in audio.items()}
-                frame = self.generator.render(source_features, motion, frame_audio).frame
-                history = torch.cat([history[:, 1:], frame[:, None]], dim=1)
-                yield frame[0]
 
-    def _predict_motion(
-        self,
-        source: torch.Tensor,
-        history: torch.Tensor,
-        audio: torch.Tensor,
-        generator: torch.Generator | None,
-    ) -> torch.Tensor:
-        """(1, 2, H, W) flow or (1, K, H, W) heatmaps for the next frame."""
-        if self.variant == "optical":
-            return self.motion_predictor.predict(source, history, audio, generator).flow
-        return self.motion_predictor.predict(source, history, audio).heatmaps
+@dataclass
+class FrameParts:
+    """What the compositor needs of one generated frame (crop resolution R).
+
+    Args:
+        crop: (3, R, R) in [-1, 1], the frame at crop resolution: the aligned photo moved by
+            ``flow``, the rendering blended in by ``weight``.
+        synthesised: (3, R, R) in [-1, 1], the generator's own rendering.
+        weight: (R, R) in [0, 1], the rendering's weight (the mouth opening, where the
+            generator's blend mask asks for it: :func:`talking.composite.rendering_weight`).
+        flow: (2, R, R) backward flow in crop pixels that moves the photo's landmarks.
+    """
+
+    crop: torch.Tensor
+    synthesised: torch.Tensor
+    weight: torch.Tensor
+    flow: torch.Tensor
+
+
+def _given_motion(motion: np.ndarray, num_frames: int) -> torch.Tensor:
+    """``motion`` checked as (N, P) finite values in [0, 1] -> a float tensor."""
+    motion = np.asarray(motion, dtype=np.float32)
+    expected = (num_frames, len(MOUTH_PARAMETERS))
+    if motion.shape != expected:
+        raise TalkingError(f"motion must be {expected} (frames x mouth parameters), got {motion.shape}")
+    if not np.isfinite(motion).all() or motion.min() < 0 or motion.max() > 1:
+        raise TalkingError("motion must hold finite mouth parameters in [0, 1]")
+    return torch.from_numpy(motion)
 
 
 def _display_name(source: object, fallback: str) -> str:
@@ -265,23 +292,30 @@ def _speech(
         raise TalkingError("Give the speech as audio or as text, not both.")
     if text is None:
         return audio, sample_rate
-    language, _, variant = voice.partition("+")
-    utterance = synthesize(text, Voice(language=language, variant=variant))
+    utterance = synthesize(text, Voice.parse(voice))
     return utterance.audio, SAMPLE_RATE
 
 
 def _finish(
-    frames: Iterator[torch.Tensor],
-    paster: Paster | None,
+    frames: Iterator[FrameParts],
+    compositor: Compositor | None,
     total: int,
     callback: ProgressCallback | None,
 ) -> Iterator[np.ndarray]:
-    """(3, R, R) frames in [-1, 1] -> (R, R, 3) uint8 crops, pasted into the photo unless
-    ``paster`` is None; ``callback(done, total)`` as each is made."""
-    for done, frame in enumerate(frames, start=1):
-        crop = frame.add(1).mul(127.5).round_().clamp_(0, 255).to(torch.uint8)
-        crop = crop.permute(1, 2, 0).contiguous().cpu().numpy()  # (R, R, 3)
-        image = crop if paster is None else paster(crop)
+    """Each generated frame as (H, W, 3) uint8: composited into the photo, or the (R, R, 3)
+    crop when ``compositor`` is None; ``callback(done, total)`` as each is made."""
+    for done, parts in enumerate(frames, start=1):
+        if compositor is None:
+            image = to_uint8(parts.crop)
+        else:
+            image = compositor(parts.flow.float().cpu().numpy(), to_uint8(parts.synthesised),
+                               parts.weight.float().cpu().numpy())
         if callback is not None:
             callback(done, total)
         yield image
+
+
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    """(3, R, R) in [-1, 1] -> (R, R, 3) uint8."""
+    image = image.add(1).mul(127.5).round_().clamp_(0, 255).to(torch.uint8)
+    return image.permute(1, 2, 0).contiguous().cpu().numpy()

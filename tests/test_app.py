@@ -56,14 +56,14 @@ def noise_photo(path: Path) -> Path:
 
 
 def test_checkpoint_folder_of_one_variant_is_recognised_by_its_predictor(tmp_path):
-    optical = write_index(tmp_path / "a", "FlowPredictor")
-    keypoint = write_index(tmp_path / "b", "KeypointPredictor")
+    optical = write_index(tmp_path / "a", "FlowMotion")
+    keypoint = write_index(tmp_path / "b", "KeypointMotion")
     assert app.find_checkpoints(optical) == {"optical": optical}
     assert app.find_checkpoints(keypoint) == {"keypoint": keypoint}
 
 
 def test_folder_of_checkpoints_offers_the_variants_it_holds(tmp_path):
-    write_index(tmp_path / "man-keypoint", "KeypointPredictor")
+    write_index(tmp_path / "man-keypoint", "KeypointMotion")
     assert app.find_checkpoints(tmp_path) == {"keypoint": tmp_path / "man-keypoint"}
     assert app.find_checkpoints(tmp_path / "nothing-here") == {}
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from talking.cli import main
-from talking.config import FPS, SAMPLE_RATE
+from talking.config import FPS, MOUTH_PARAMETERS, SAMPLE_RATE
 from talking.corpus.build import CorpusConfig, build_corpus, plan_corpus
-from talking.corpus.visemes import MOUTH_PARAMETERS, phoneme_visemes
+from talking.corpus.visemes import phoneme_visemes
 from talking.data import Clip, load_index, load_split
 from talking.speech import SILENCE
 

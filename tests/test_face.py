@@ -1,4 +1,4 @@
-"""Photos in, a canonical face crop out, and the generated crop pasted back without a seam."""
+"""Photos in: the face found, and a canonical face crop out with its landmarks."""
 
 import time
 
@@ -10,7 +10,7 @@ from matplotlib import cbook
 from PIL import Image
 
 from talking.errors import TalkingError
-from talking.face import Paster, align_face, canonical_landmarks, detect_face, paste_back
+from talking.face import align_face, canonical_landmarks, detect_face
 from talking.image import load_image
 
 SPEAKER = 1  # a synthetic speaker
@@ -124,70 +124,3 @@ def test_synthetic_speakers_are_found_and_aligned_within_a_few_pixels():
             continue
     assert len(errors) >= 11  # the Haar cascades found 8 of these 12
     assert np.median(errors) < 3
-
-
-# ---------------------------------------------------------------------------------------------
-# paste_back
-# ---------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def portrait():
-    """A photo with a face and its alignment."""
-    photo, _ = photo_with_face(SPEAKER, 200, 100, 220)
-    return photo, align_face(photo)
-
-
-def test_round_trip_changes_nothing_outside_the_face(portrait):
-    photo, aligned = portrait
-    pasted = paste_back(photo, aligned.crop, aligned)
-    box = aligned.box
-    x0, y0 = int(box.x - 0.2 * box.width), int(box.y - 0.2 * box.height)
-    x1, y1 = int(box.x + 1.2 * box.width), int(box.y + 1.3 * box.height)
-    outside = np.ones(photo.shape[:2], bool)
-    outside[max(y0, 0):y1, max(x0, 0):x1] = False
-    assert (pasted[outside] == photo[outside]).all()
-    inside = (slice(int(box.y), int(box.y + box.height)), slice(int(box.x), int(box.x + box.width)))
-    assert psnr(pasted[inside], photo[inside]) > 30
-
-
-def test_pasted_mouth_shows_in_the_photo_with_a_seamless_edge(portrait):
-    photo, aligned = portrait
-    generated = aligned.crop.copy()
-    cv2.ellipse(generated, (64, 95), (12, 8), 0, 0, 360, (40, 10, 10), -1)  # an open mouth
-    pasted = Paster(photo, aligned)(generated)
-    mouth = cv2.transform(np.array([[[64.0, 95.0]]]), cv2.invertAffineTransform(aligned.matrix))
-    mx, my = np.round(mouth[0, 0]).astype(int)
-    assert pasted[my, mx].astype(int).sum() < 120 < photo[my, mx].astype(int).sum()
-    # No box edge: neighbouring pixels differ no more than they did in the photo itself.
-    step = np.abs(np.diff(pasted.astype(int), axis=1)).max(axis=2)
-    base = np.abs(np.diff(photo.astype(int), axis=1)).max(axis=2)
-    assert np.percentile(step, 99.9) <= np.percentile(base, 99.9) + 10
-
-
-def test_colour_cast_of_generated_crop_is_matched_to_the_photo(portrait):
-    photo, aligned = portrait
-    tinted = np.clip(aligned.crop.astype(int) + (40, -20, 0), 0, 255).astype(np.uint8)
-    pasted = Paster(photo, aligned)(tinted)
-    cheek = cv2.transform(np.array([[[44.0, 70.0]]]), cv2.invertAffineTransform(aligned.matrix))
-    cx, cy = np.round(cheek[0, 0]).astype(int)
-    assert np.abs(pasted[cy, cx].astype(int) - photo[cy, cx]).max() <= 6
-
-
-def test_colour_transfer_is_fitted_once_per_clip(portrait):
-    photo, aligned = portrait
-    paster = Paster(photo, aligned)
-    first = paster(aligned.crop)
-    darker = paster((aligned.crop * 0.8).astype(np.uint8))
-    assert darker.astype(int).sum() < first.astype(int).sum()
-
-
-def test_paste_is_fast_enough_for_video():
-    photo, _ = photo_with_face(SPEAKER, 500, 200, 300, textured_photo(720, 1280))
-    aligned = align_face(photo)
-    paster = Paster(photo, aligned)
-    paster(aligned.crop)
-    start = time.perf_counter()
-    for _ in range(20):
-        paster(aligned.crop)
-    assert (time.perf_counter() - start) / 20 < 0.02  # ~2 ms measured on a 720p frame

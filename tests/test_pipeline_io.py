@@ -1,4 +1,4 @@
-"""TalkingFacePipeline: one folder on disk, and frames generated autoregressively from audio windows."""
+"""TalkingFacePipeline: one folder on disk; frames made in batches from the predicted motion."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import pytest
 import torch
 
 from talking.audio import LOG_MEL_FLOOR, AudioWindows
-from talking.models import FlowPredictor, KeypointPredictor, MANGenerator
+from talking.config import MOUTH_PARAMETERS
+from talking.models import MOTION_CLASSES, MANGenerator
+from talking.models.motion import mouth_opening
 from talking.pipeline import TalkingFacePipeline
 
 RESOLUTION, N_MELS, WINDOW = 32, 20, 8
@@ -19,14 +21,12 @@ RESOLUTION, N_MELS, WINDOW = 32, 20, 8
 def tiny_pipeline(variant: str, seed: int = 0) -> TalkingFacePipeline:
     torch.manual_seed(seed)
     audio = {"resolution": RESOLUTION, "n_mels": N_MELS, "audio_window": WINDOW}
-    if variant == "optical":
-        predictor = FlowPredictor(**audio, channels=[4, 8], latent_channels=4, audio_channels=8)
-        motion = {"motion_type": "flow", "motion_channels": 2}
-    else:
-        predictor = KeypointPredictor(**audio, channels=[4, 8], audio_channels=8)
-        motion = {"motion_type": "heatmaps", "motion_channels": 15}
-    generator = MANGenerator(**audio, **motion, encoder_channels=[4, 8], decoder_channels=[4],
-                             num_blocks=1, condition_channels=8, audio_channels=8)
+    predictor = MOTION_CLASSES[variant](**audio, channels=8, hidden=8)
+    predictor.basis[0, [61, 62, 63], 1] = -0.02  # jaw_open parts the inner lips by 0.1 R
+    predictor.basis[0, [65, 66, 67], 1] = 0.08
+    generator = MANGenerator(**audio, motion_type=predictor.motion_type,
+                             motion_channels=predictor.motion_channels, encoder_channels=[4, 8],
+                             decoder_channels=[4], num_blocks=1, condition_channels=8, audio_channels=8)
     return TalkingFacePipeline(generator=generator.eval(), motion_predictor=predictor.eval())
 
 
@@ -43,79 +43,81 @@ def source_image() -> torch.Tensor:
     return torch.rand(3, RESOLUTION, RESOLUTION, generator=torch.Generator().manual_seed(5)) * 2 - 1
 
 
-def generate(pipe: TalkingFacePipeline, frames: int = 7, **kwargs) -> torch.Tensor:
-    return torch.stack(list(pipe.generate_frames(source_image(), windows(frames), **kwargs)))
+def face_landmarks() -> torch.Tensor:
+    """(68, 2) a face in the crop: a ring of points, the lips closed around (16, 24)."""
+    angles = torch.linspace(0, 6.28, 68)
+    points = torch.stack([16 + 12 * torch.cos(angles), 14 + 10 * torch.sin(angles)], dim=1)
+    points[60:68] = torch.tensor([(10, 24), (13, 24), (16, 24), (19, 24), (22, 24), (19, 24), (16, 24), (13, 24)],
+                                 dtype=torch.float32)
+    return points
 
 
-@pytest.mark.parametrize(
-    ("variant", "predictor"),
-    [("optical", ["talking.models.flow", "FlowPredictor"]),
-     ("keypoint", ["talking.models.keypoints", "KeypointPredictor"])],
-)
+def generate(pipe: TalkingFacePipeline, frames: int = 7, parameters=None, **kwargs):
+    parameters = pipe.motion_predictor.predict_parameters(windows(frames)) if parameters is None else parameters
+    return list(pipe.generate_frames(source_image(), face_landmarks(), parameters, windows(frames), **kwargs))
+
+
+@pytest.mark.parametrize(("variant", "predictor"), [("optical", "FlowMotion"), ("keypoint", "KeypointMotion")])
 def test_pipeline_saves_as_one_folder_and_reloads_to_the_same_frames(variant, predictor, tmp_path):
     pipe = tiny_pipeline(variant)
     pipe.save_pretrained(tmp_path)
     index = json.loads((tmp_path / "model_index.json").read_text())
     assert index["_class_name"] == "TalkingFacePipeline"
     assert index["generator"] == ["talking.models.generator", "MANGenerator"]
-    assert index["motion_predictor"] == predictor
+    assert index["motion_predictor"] == ["talking.models.motion", predictor]
     assert {p.name for p in tmp_path.iterdir()} == {"model_index.json", "generator", "motion_predictor"}
 
     loaded = TalkingFacePipeline.from_pretrained(tmp_path)
     assert loaded.variant == variant
-    torch.testing.assert_close(generate(loaded), generate(pipe), rtol=0, atol=1e-6)
+    assert torch.equal(loaded.motion_predictor.basis, pipe.motion_predictor.basis)  # the basis travels
+    for a, b in zip(generate(loaded), generate(pipe), strict=True):
+        torch.testing.assert_close(a.crop, b.crop, rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("variant", ["optical", "keypoint"])
-def test_generate_frames_yields_one_frame_per_window_deterministically(variant):
+def test_generate_frames_yields_one_frame_per_window_as_a_stream(variant):
     pipe = tiny_pipeline(variant)
-    stream = pipe.generate_frames(source_image(), windows(7), batch_size=3)
+    parameters = pipe.motion_predictor.predict_parameters(windows(7))
+    stream = pipe.generate_frames(source_image(), face_landmarks(), parameters, windows(7), batch_size=3)
     assert isinstance(stream, Iterator)
     first = next(stream)  # streamed: available before the rest are made
-    frames = torch.stack([first, *stream])
-    assert frames.shape == (7, 3, RESOLUTION, RESOLUTION)
-    assert frames.min() >= -1 and frames.max() <= 1
-    assert torch.equal(frames, generate(pipe, batch_size=3))
-    assert not torch.equal(frames[0], frames[-1])  # the audio changes the frames
+    parts = [first, *stream]
+    assert len(parts) == 7
+    assert parts[0].crop.shape == (3, RESOLUTION, RESOLUTION) and parts[0].flow.shape == (2, RESOLUTION, RESOLUTION)
+    assert all(p.crop.min() >= -1 and p.crop.max() <= 1 for p in parts)
 
 
-def test_audio_batch_size_does_not_change_the_frames():
+def test_batch_size_does_not_change_the_frames():
     pipe = tiny_pipeline("optical")
-    torch.testing.assert_close(generate(pipe, batch_size=2), generate(pipe, batch_size=64), rtol=0, atol=1e-5)
+    for a, b in zip(generate(pipe, batch_size=2), generate(pipe, batch_size=64), strict=True):
+        torch.testing.assert_close(a.crop, b.crop, rtol=0, atol=1e-5)
 
 
-def test_seeded_generator_samples_the_flow_reproducibly():
+def test_a_closed_mouth_keeps_the_photo_and_an_open_one_moves_it_and_shows_the_rendering():
     pipe = tiny_pipeline("optical")
-    seeded = [generate(pipe, generator=torch.Generator().manual_seed(s)) for s in (1, 1, 2)]
-    assert torch.equal(seeded[0], seeded[1])
-    assert not torch.equal(seeded[0], seeded[2])
-
-
-@pytest.mark.parametrize("variant", ["optical", "keypoint"])
-def test_history_starts_as_the_source_and_then_holds_the_generated_frames(variant, monkeypatch):
-    pipe = tiny_pipeline(variant)
-    seen = []
-    predict = pipe.motion_predictor.predict
-
-    def recording_predict(source, history, *args):
-        seen.append(history.clone())
-        return predict(source, history, *args)
-
-    monkeypatch.setattr(pipe.motion_predictor, "predict", recording_predict)
-    frames = generate(pipe, frames=7)
-    source = source_image()
-    assert all(torch.equal(h, source) for h in seen[0][0])  # 5 copies of the photo
-    assert torch.equal(seen[2][0, -2:], frames[:2])  # frame 2 sees frames 0 and 1 last
-    assert torch.equal(seen[6][0], frames[1:6])  # frame 6 sees frames 1..5
+    with torch.no_grad():
+        pipe.generator.to_output.bias[3] = -20.0  # the generator's mask asks to render everywhere
+    closed = torch.zeros(2, len(MOUTH_PARAMETERS))
+    opened = closed.clone()
+    opened[:, 0] = 1.0
+    still = generate(pipe, frames=2, parameters=closed)[0]
+    assert still.flow.abs().max() < 1e-4 and still.weight.max() < 0.5
+    torch.testing.assert_close(still.crop, source_image(), rtol=0, atol=1e-3)
+    moving = generate(pipe, frames=2, parameters=opened)[0]
+    assert moving.flow[1, 26, 16] < -1  # below the lips, pixels come from higher up: the jaw drops
+    assert moving.weight[24, 16] > 0.5  # inside the opening, the generator's rendering
+    moved = pipe.motion_predictor.landmarks(opened[:1], face_landmarks()[None], torch.zeros(1, 7))
+    assert mouth_opening(moved).item() == pytest.approx(3.2, abs=0.01)
 
 
 def test_mismatched_generator_and_predictor_are_refused():
     optical, keypoint = tiny_pipeline("optical"), tiny_pipeline("keypoint")
     pipe = TalkingFacePipeline(generator=optical.generator, motion_predictor=keypoint.motion_predictor)
     with pytest.raises(ValueError, match="keypoint variant needs a generator with motion_type='heatmaps'"):
-        next(pipe.generate_frames(source_image(), windows(2)))
+        generate(pipe, frames=2)
 
 
 def test_a_batched_source_is_refused():
+    pipe = tiny_pipeline("optical")
     with pytest.raises(ValueError, match=r"one image \(3, H, W\)"):
-        next(tiny_pipeline("optical").generate_frames(source_image()[None], windows(2)))
+        next(pipe.generate_frames(source_image()[None], face_landmarks(), torch.zeros(2, 7), windows(2)))

@@ -23,14 +23,15 @@ from talking.models.keypoints import (
     KeypointPredictorOutput,
     landmarks_to_heatmaps,
 )
+from talking.models.motion import MOTION_CLASSES, FlowMotion, KeypointMotion, MotionPredictor
 
-VARIANTS = ("optical", "keypoint")
+VARIANTS = tuple(MOTION_CLASSES)  # ("optical", "keypoint")
 
 # Per resolution, the non-default config of each network ({} = the class defaults).
 PRESETS: dict[int, dict[str, dict]] = {
-    64: {"generator": {"resolution": 64}, "flow": {"resolution": 64},  # tests and quick experiments
-         "keypoints": {"resolution": 64}, "discriminator": {"resolution": 64}},
-    128: {"generator": {}, "flow": {}, "keypoints": {}, "discriminator": {}},
+    64: {"generator": {"resolution": 64}, "motion": {"resolution": 64},  # tests and quick experiments
+         "discriminator": {"resolution": 64}},
+    128: {"generator": {}, "motion": {}, "discriminator": {}},
     256: {
         "generator": {
             "resolution": 256,
@@ -40,9 +41,7 @@ PRESETS: dict[int, dict[str, dict]] = {
             "condition_channels": 64,
             "audio_channels": 128,
         },
-        "flow": {"resolution": 256, "channels": [16, 32, 64, 128, 128], "latent_channels": 32,
-                 "audio_channels": 128},
-        "keypoints": {"resolution": 256, "channels": [16, 32, 64, 128, 128], "audio_channels": 128},
+        "motion": {"resolution": 256},
         "discriminator": {"resolution": 256, "channels": [64, 128, 256, 256]},
     },
 }
@@ -50,7 +49,7 @@ PRESETS: dict[int, dict[str, dict]] = {
 
 def build_models(
     variant: str = "optical", resolution: int = 128, **generator_config
-) -> tuple[MANGenerator, FlowPredictor | KeypointPredictor, MultiscaleDiscriminator]:
+) -> tuple[MANGenerator, MotionPredictor, MultiscaleDiscriminator]:
     """Fresh generator, motion predictor and discriminator of ``variant`` ("optical" or
     "keypoint") at ``resolution`` (a key of :data:`PRESETS`), wired to each other.
 
@@ -61,12 +60,8 @@ def build_models(
     if resolution not in PRESETS:
         raise ValueError(f"no preset for resolution {resolution}; have {sorted(PRESETS)}")
     preset = PRESETS[resolution]
-    if variant == "optical":
-        predictor = FlowPredictor.from_config(preset["flow"])
-        motion = {"motion_type": "flow", "motion_channels": 2}
-    else:
-        predictor = KeypointPredictor.from_config(preset["keypoints"])
-        motion = {"motion_type": "heatmaps", "motion_channels": predictor.config.num_heatmaps}
+    predictor = MOTION_CLASSES[variant].from_config(preset["motion"])
+    motion = {"motion_type": predictor.motion_type, "motion_channels": predictor.motion_channels}
     generator = MANGenerator.from_config({**preset["generator"], **motion, **generator_config})
     return generator, predictor, MultiscaleDiscriminator.from_config(preset["discriminator"])
 
@@ -77,12 +72,15 @@ __all__ = [
     "PRESETS",
     "VARIANTS",
     "DiscriminatorOutput",
+    "FlowMotion",
     "FlowPredictor",
     "FlowPredictorOutput",
     "GeneratorOutput",
+    "KeypointMotion",
     "KeypointPredictor",
     "KeypointPredictorOutput",
     "MANGenerator",
+    "MotionPredictor",
     "MultiscaleDiscriminator",
     "build_models",
     "kl_divergence",

@@ -69,6 +69,8 @@ class GeneratorOutput(BaseOutput):
         attention: (B, 1, H/2^n, W/2^n) CAM attention map.
         mask_logits: (B, 1, H, W), the mask before its sigmoid (for losses that must not
             vanish where the mask saturates); None without warp_blend.
+        synthesised: (B, 3, H, W) in [-1, 1], the generator's own rendering before the blend
+            (what the full-resolution compositor puts where the mask is low).
     """
 
     frame: torch.Tensor
@@ -76,6 +78,7 @@ class GeneratorOutput(BaseOutput):
     cam_logits: torch.Tensor
     attention: torch.Tensor
     mask_logits: torch.Tensor | None = None
+    synthesised: torch.Tensor | None = None
 
 
 @dataclass
@@ -90,6 +93,15 @@ class SourceFeatures:
     trunk: torch.Tensor
     spatial: dict[str, torch.Tensor]
     decoder_spatial: list[dict[str, torch.Tensor]]
+
+    def expand(self, batch: int) -> SourceFeatures:
+        """The features of one source (B = 1) for ``batch`` frames at once (views, no copies)."""
+        def grow(x: torch.Tensor) -> torch.Tensor:
+            return x.expand(batch, *x.shape[1:])
+
+        return SourceFeatures(grow(self.image), grow(self.trunk),
+                              {k: grow(v) for k, v in self.spatial.items()},
+                              [{k: grow(v) for k, v in stage.items()} for stage in self.decoder_spatial])
 
 
 class MANResBlock(nn.Module):
@@ -348,12 +360,12 @@ class MANGenerator(ModelMixin, ConfigMixin):
         out = self.to_output(x)
         synthesised = torch.tanh(out[:, :3])
         if not config.warp_blend:
-            return GeneratorOutput(synthesised, None, cam_logits, attention)
+            return GeneratorOutput(synthesised, None, cam_logits, attention, synthesised=synthesised)
         mask_logits = out[:, 3:]
         mask = torch.sigmoid(mask_logits)
         base = warp(source.image, motion) if config.motion_type == "flow" else source.image
         frame = mask * base + (1 - mask) * synthesised
-        return GeneratorOutput(frame, mask, cam_logits, attention, mask_logits)
+        return GeneratorOutput(frame, mask, cam_logits, attention, mask_logits, synthesised)
 
     def forward(
         self,

@@ -50,6 +50,9 @@ class LossWeights:
     # contours against the true ones. The dense terms above, under uncertainty, are lowest for a
     # mean mouth that barely opens; these are L1 on positions, so the lips commit to an opening.
     lip_landmarks: float = 0.0
+    # With a MotionPredictor (motion from landmarks): L1 of the generator's own rendering against
+    # the frame inside the true mouth opening, the only place inference shows it (our addition).
+    opening_l1: float = 0.0
 
     @property
     def uses_discriminator(self) -> bool:

@@ -25,10 +25,11 @@ import torch
 
 from talking.audio import AudioFeatures, extract_features
 from talking.config import MOUTH_PARAMETERS, AudioConfig
-from talking.data import Clip, load_index
+from talking.data import Clip, load_split
 from talking.errors import TalkingError
 from talking.models.motion import MOTION_CLASSES, MotionPredictor, mouth_opening
 from talking.pose import move_points, pose_alignment
+from talking.training.checkpoints import PREDICTOR_FOLDER
 from talking.training.speech_augment import augment_speech
 
 # Loss weight of each parameter: the opening is what viewers read lips by.
@@ -194,16 +195,14 @@ def validation_figures(model: MotionPredictor, sequences: list[Sequence]) -> dic
 
 
 def train_motion(config: MotionTrainConfig) -> MotionPredictor:
-    """Train the motion predictor; writes ``output_dir``/{motion (save_pretrained), log.jsonl}."""
+    """Train the motion predictor; writes ``output_dir``/log.jsonl and, at each best val L1,
+    :func:`export_motion`."""
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    splits = load_index(config.corpus)
-    root = Path(config.corpus) / "clips"
-    train_clips = [Clip(root / name) for name in splits["train"]]
-    val_clips = [Clip(root / name) for name in splits["val"]]
+    train_clips, val_clips = load_split(config.corpus, "train"), load_split(config.corpus, "val")
     basis = fit_mouth_basis(seed=config.seed)
     started = time.time()
     train = build_sequences(train_clips, basis, config.augmentations, config.seed)
@@ -241,6 +240,15 @@ def train_motion(config: MotionTrainConfig) -> MotionPredictor:
             print(figures, flush=True)
             if figures["val_l1"] < best:
                 best = figures["val_l1"]
-                model.save_pretrained(out / "motion")
+                export_motion(model, out)
     log.close()
-    return MOTION_CLASSES["optical"].from_pretrained(out / "motion")
+    return MOTION_CLASSES["optical"].from_pretrained(out / "optical" / PREDICTOR_FOLDER)
+
+
+def export_motion(model: MotionPredictor, out: Path) -> None:
+    """The trained weights as each variant's predictor: ``out/<variant>/motion_predictor``, the
+    folder a stage-"man" recipe's ``init_from`` names."""
+    for variant, cls in MOTION_CLASSES.items():
+        predictor = cls.from_config(model.config)
+        predictor.load_state_dict(model.state_dict())
+        predictor.save_pretrained(out / variant / PREDICTOR_FOLDER)

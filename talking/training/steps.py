@@ -13,13 +13,16 @@ each term does.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from talking import losses
+from talking.composite import opening_weight, rendering_weight
 from talking.models import MANGenerator, MultiscaleDiscriminator, landmarks_to_heatmaps, warp
 from talking.models.flow import FlowPredictor, FlowPredictorOutput, kl_divergence
 from talking.models.keypoints import LIP_CONTOURS
+from talking.models.motion import MotionPredictor
 from talking.training.config import LossWeights
 
 
@@ -92,6 +95,29 @@ def self_fed_history(generator: MANGenerator, predictor, batch: dict) -> torch.T
     return frames.unflatten(0, (b, t))
 
 
+def _unwrapped(model):
+    return getattr(model, "module", model)  # DDP wraps in .module
+
+
+def geometry_frame(generator: MANGenerator, predictor: MotionPredictor, batch: dict):
+    """Frame t made as at inference from its true landmarks: (generator output, frame (B, 3, H, W),
+    the rendering's weight (B, H, W), the mouth opening (B, H, W)).
+
+    The photo moves by the thin-plate flow through the landmarks; the generator's rendering
+    enters inside the landmarks' mouth opening (see :mod:`talking.composite`)."""
+    source_points, points = batch["source_landmarks"], batch["landmarks"]
+    size = batch["frame"].shape[-1]
+    flow = predictor.flow(source_points, points, size)
+    motion = flow if predictor.motion_type == "flow" else predictor.condition(source_points, points)
+    output = generator(batch["source"], motion, batch["mel"], batch["pitch"], batch["energy"])
+    opening = torch.from_numpy(
+        np.stack([opening_weight(p, size) for p in points.detach().cpu().numpy()])).to(flow)
+    mask = output.mask[:, 0] if output.mask is not None else torch.zeros_like(opening)
+    weight = rendering_weight(mask, opening)
+    moved = warp(batch["source"], flow)
+    return output, moved + weight[:, None] * (output.synthesised - moved), weight, opening
+
+
 def generator_step(
     generator: MANGenerator,
     predictor,
@@ -103,15 +129,23 @@ def generator_step(
 ) -> tuple[torch.Tensor, dict, torch.Tensor]:
     """Stage 2, generator side: (weighted total, unweighted terms, generated frames (B, 3, H, W)).
 
-    The predictor trains jointly: its own losses are added to the generator's. With
-    ``given_true_motion`` the generator renders from the ground-truth motion instead of the
-    predictor's (teacher forcing of the motion input).
+    With a pixel-based predictor (``FlowPredictor``, ``KeypointPredictor``) the predictor trains
+    jointly: its own losses are added to the generator's, and with ``given_true_motion`` the
+    generator renders from the ground-truth motion instead of the predictor's (teacher forcing).
+    With a :class:`MotionPredictor` (trained apart, on the speech alone) the frame is made from
+    the true landmarks exactly as inference makes it (:func:`geometry_frame`), and the rendering
+    is also held to the real frame inside the mouth opening (``opening_l1``).
     """
     box = lip_box(batch)
-    motion, truth, terms = predict_motion(predictor, batch, history, box)
-    output = generator(batch["source"], truth if given_true_motion else motion, batch["mel"],
-                       batch["pitch"], batch["energy"])
-    fake = output.frame
+    if isinstance(_unwrapped(predictor), MotionPredictor):
+        output, fake, _, opening = geometry_frame(generator, _unwrapped(predictor), batch)
+        terms = {"opening_l1": losses.masked_mean((output.synthesised - batch["frame"]).abs(),
+                                                  opening[:, None])}
+    else:
+        motion, truth, terms = predict_motion(predictor, batch, history, box)
+        output = generator(batch["source"], truth if given_true_motion else motion, batch["mel"],
+                           batch["pitch"], batch["energy"])
+        fake = output.frame
     if weights.uses_discriminator:
         judged = discriminator(fake, batch["source"])
         with torch.no_grad():

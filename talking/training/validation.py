@@ -8,9 +8,10 @@ import json
 import torch
 from torch.utils.data import DataLoader, Subset
 
+from talking.models.motion import MotionPredictor
 from talking.training.batches import TrainingFrames
 from talking.training.config import TrainConfig
-from talking.training.steps import generator_step, motion_step
+from talking.training.steps import generator_step, geometry_frame, motion_step
 
 
 def validation_loader(config: TrainConfig) -> DataLoader | None:
@@ -60,8 +61,11 @@ def log_samples(accelerator, batch, models, step: int) -> None:
     n = min(4, len(batch["frame"]))
     small = {k: v[:n] for k, v in batch.items()}
     with torch.no_grad():
-        motion = predictor(small["source"], small["history"], small["mel"]).to_tuple()[0]
-        fake = generator(small["source"], motion, small["mel"], small["pitch"], small["energy"]).frame
+        if isinstance(predictor, MotionPredictor):
+            fake = geometry_frame(generator, predictor, small)[1]
+        else:
+            motion = predictor(small["source"], small["history"], small["mel"]).to_tuple()[0]
+            fake = generator(small["source"], motion, small["mel"], small["pitch"], small["energy"]).frame
     rows = torch.cat([small["source"], small["frame"], fake], dim=3)  # (n, 3, H, 3W)
     grid = torch.cat(list(rows), dim=1).add(1).div(2).clamp(0, 1)  # (3, nH, 3W)
     tracker = accelerator.get_tracker("tensorboard", unwrap=True)

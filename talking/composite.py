@@ -1,0 +1,173 @@
+"""The video frame at the photo's own resolution: the photo itself moves, the generator fills in.
+
+DESIGN section 5 / issue 15: pasting a 128-px rendering back over the face cost every photo its
+detail. Here every frame is made from the photo at its full resolution:
+
+1. the frame's motion, a smooth backward flow in crop pixels (the thin-plate field through the
+   predicted landmarks, :mod:`talking.models.thin_plate`), is mapped into the photo through the
+   alignment transform (resampled onto the photo's pixels, its vectors turned and scaled by the
+   transform's inverse) and warps the photo's own pixels (bicubic);
+2. the generator's rendering enters only where the photo has nothing to show: inside the mouth
+   opening that the frame's landmarks predict (:func:`opening_weight`), where the generator's
+   blend mask also asks for it (:func:`rendering_weight`); upsampled, colour-matched to the
+   photo's skin and feathered;
+3. both act only inside the *motion zone*, a feathered ellipse over mouth, chin and jaw (in the
+   canonical crop); outside it the photo's pixels are copied unchanged, so eyes, brows, nose,
+   hair and background keep the photo's exact pixels, and at its edge motion and rendering fade
+   to nothing, so there is no seam.
+
+The per-clip work (the zone in the photo, the sampling grids, the colour transfer) is done once;
+a frame costs two small affine resamplings of the flow and of the rendering and one remap of the
+zone's pixels, independent of the photo's size outside the face.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+# The motion zone in [0, 1] crop coordinates: an ellipse over mouth, chin and jaw whose top stays
+# below the nose's tip (the eyes sit at y = 0.42, the lips at 0.74), feathered by FEATHER.
+ZONE_CENTER = (0.50, 0.80)
+ZONE_AXES = (0.33, 0.24)
+FEATHER = 0.03  # Gaussian sigma of the zone's edge, as a fraction of the crop side
+# Skin sampled for colour matching: cheeks and chin beside the mouth, inside the zone.
+SKIN_BOX = (0.22, 0.64, 0.78, 0.94)  # x0, y0, x1, y1
+MOUTH_BOX = (0.34, 0.64, 0.66, 0.88)
+
+
+def ellipse_weight(resolution: int, center: tuple[float, float], axes: tuple[float, float],
+                   feather: float = FEATHER) -> np.ndarray:
+    """(R, R) float32 weight: 1 inside the ellipse, a Gaussian edge of sigma ``feather * R``
+    that has reached exactly 0 at the ellipse's outline plus three sigmas."""
+    radius = math.ceil(3 * feather * resolution)
+    core = np.zeros((resolution, resolution), np.float32)
+    axes_px = [max(1, round(a * resolution) - radius) for a in axes]
+    center_px = [round(c * resolution) for c in center]
+    cv2.ellipse(core, center_px, axes_px, 0, 0, 360, 1.0, -1, cv2.LINE_AA)
+    if radius > 0:
+        core = cv2.GaussianBlur(core, (2 * radius + 1,) * 2, feather * resolution)
+    core[core < 1 / 512] = 0.0  # no faint halo: below half a grey level the photo stays exact
+    return core
+
+
+def skin_region(resolution: int) -> np.ndarray:
+    """(R, R) bool: the cheeks and chin around the mouth in the canonical crop (mouth excluded)."""
+    region = np.zeros((resolution, resolution), bool)
+    x0, y0, x1, y1 = (round(v * resolution) for v in SKIN_BOX)
+    region[y0:y1, x0:x1] = True
+    x0, y0, x1, y1 = (round(v * resolution) for v in MOUTH_BOX)
+    region[y0:y1, x0:x1] = False
+    return region
+
+
+def colour_statistics(crop: np.ndarray, region: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and standard deviation (3,), (3,) of ``crop`` (R, R, 3) in ``region``."""
+    pixels = crop[region].astype(np.float64)
+    return pixels.mean(axis=0), pixels.std(axis=0)
+
+
+def colour_transfer_lut(source: tuple[np.ndarray, np.ndarray],
+                        target: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """(1, 256, 3) uint8 per-channel lookup table mapping mean/std ``source`` onto ``target``
+    (gain clipped to [0.5, 2] so that a flat region cannot blow the colours up)."""
+    gain = np.clip(target[1] / np.maximum(source[1], 1e-3), 0.5, 2.0)
+    values = np.arange(256, dtype=np.float64)[:, None]
+    table = (values - source[0]) * gain + target[0]
+    return np.clip(table + 0.5, 0, 255).astype(np.uint8)[None]
+
+
+INNER_LIPS = list(range(60, 68))  # iBUG-68 inner-lip contour
+
+
+def opening_weight(landmarks: np.ndarray, resolution: int, feather: float = 0.6) -> np.ndarray:
+    """(R, R) float32 in [0, 1]: the mouth opening enclosed by the inner lips of ``landmarks``
+    (68, 2) in crop pixels, anti-aliased and feathered by ``feather`` px (0 when the lips are
+    closed)."""
+    scale = 4  # rasterise at 4x and average down: an anti-aliased polygon
+    canvas = np.zeros((resolution * scale, resolution * scale), np.uint8)
+    points = np.round((landmarks[INNER_LIPS] + 0.5) * scale - 0.5).astype(np.int32)
+    cv2.fillPoly(canvas, [points], 255)
+    coverage = cv2.resize(canvas, (resolution, resolution), interpolation=cv2.INTER_AREA) / np.float32(255)
+    # Closed lips are a polygon of no area: its outline covers at most a quarter of a pixel.
+    weight = np.clip((coverage - 0.3) / 0.7, 0, 1)
+    return cv2.GaussianBlur(weight, (0, 0), feather) if feather > 0 else weight
+
+
+def rendering_weight(mask: np.ndarray, opening: np.ndarray) -> np.ndarray:
+    """(R, R) weight of the generator's rendering: where the mouth is open and the generator's
+    blend ``mask`` (its weight of the photo) does not keep the photo."""
+    return (1.0 - mask) * opening
+
+
+class Compositor:
+    """Makes the video frames of one photo; built once per clip, called once per frame.
+
+    Args:
+        photo: (H, W, 3) uint8 RGB, the user's photo at its own resolution.
+        matrix: (2, 3) affine from photo pixels to crop pixels (``AlignedFace.matrix``).
+        crop: (R, R, 3) uint8, the aligned crop the generator saw (colour reference).
+    """
+
+    def __init__(self, photo: np.ndarray, matrix: np.ndarray, crop: np.ndarray,
+                 feather: float = FEATHER) -> None:
+        resolution = crop.shape[0]
+        self.photo = photo
+        self.resolution = resolution
+        zone = ellipse_weight(resolution, ZONE_CENTER, ZONE_AXES, feather)
+        # 1. the zone's bounding box in the photo, and crop -> zone-box resampling
+        to_photo = cv2.invertAffineTransform(np.asarray(matrix, np.float64))
+        rows, cols = np.nonzero(zone.any(axis=1))[0], np.nonzero(zone.any(axis=0))[0]
+        corners = np.array([(cols[0] - 1, rows[0] - 1), (cols[-1] + 1, rows[0] - 1),
+                            (cols[0] - 1, rows[-1] + 1), (cols[-1] + 1, rows[-1] + 1)], np.float64)
+        points = corners @ to_photo[:, :2].T + to_photo[:, 2]
+        height, width = photo.shape[:2]
+        x0, y0 = np.clip(np.floor(points.min(axis=0)).astype(int), 0, (width - 1, height - 1))
+        x1, y1 = np.clip(np.ceil(points.max(axis=0)).astype(int) + 1, (x0 + 1, y0 + 1), (width, height))
+        self.box = (int(y0), int(x0), int(y1), int(x1))
+        self.to_box = to_photo.copy()
+        self.to_box[:, 2] -= (x0, y0)
+        self.size = (int(x1 - x0), int(y1 - y0))  # (w, h) for OpenCV
+        self.zone = self._to_box(zone)[..., None]  # (h, w, 1)
+        # 2. photo pixel grid of the box, and the crop's flow vectors turned into photo pixels
+        grid_x, grid_y = np.meshgrid(np.arange(x0, x1, dtype=np.float32),
+                                     np.arange(y0, y1, dtype=np.float32))
+        self.grid = (grid_x, grid_y)
+        self.turn = to_photo[:, :2].astype(np.float32)  # crop-pixel vectors -> photo-pixel vectors
+        # 3. colour: the rendering's skin is matched to the photo's, fitted on the first frame
+        self.skin = skin_region(resolution)
+        self.target = colour_statistics(crop, self.skin)
+        self.lut: np.ndarray | None = None
+
+    def _to_box(self, image: np.ndarray, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+        """Crop-space ``image`` (R, R[, C]) resampled onto the zone's box in the photo."""
+        return cv2.warpAffine(image, self.to_box, self.size, flags=interpolation,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+    def __call__(self, flow: np.ndarray, rendering: np.ndarray, weight: np.ndarray) -> np.ndarray:
+        """One video frame (H, W, 3) uint8.
+
+        Args:
+            flow: (2, R, R) float32 backward flow in crop pixels (the frame's motion).
+            rendering: (R, R, 3) uint8, the generator's own rendering of the frame.
+            weight: (R, R) float32 in [0, 1], the rendering's weight (:func:`rendering_weight`).
+        """
+        # 1. the flow in photo pixels over the zone's box, faded out at the zone's edge
+        dx, dy = (self._to_box(np.ascontiguousarray(component)) for component in flow)
+        zone = self.zone[..., 0]
+        move_x = (self.turn[0, 0] * dx + self.turn[0, 1] * dy) * zone
+        move_y = (self.turn[1, 0] * dx + self.turn[1, 1] * dy) * zone
+        warped = cv2.remap(self.photo, self.grid[0] + move_x, self.grid[1] + move_y,
+                           interpolation=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+        # 2. the rendering where the photo has nothing to show, colour-matched and feathered
+        if self.lut is None:
+            self.lut = colour_transfer_lut(colour_statistics(rendering, self.skin), self.target)
+        rendered = self._to_box(cv2.LUT(rendering, self.lut), cv2.INTER_CUBIC)
+        alpha = self._to_box(np.ascontiguousarray(weight, dtype=np.float32))[..., None] * self.zone
+        top, left, bottom, right = self.box
+        blended = warped + alpha * (rendered.astype(np.float32) - warped)
+        frame = self.photo.copy()
+        frame[top:bottom, left:right] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+        return frame

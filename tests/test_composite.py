@@ -1,0 +1,133 @@
+"""The full-resolution composite: the photo's own pixels move, the rendering fills the mouth."""
+
+import cv2
+import numpy as np
+import pytest
+
+from talking.composite import Compositor, ellipse_weight, opening_weight, rendering_weight
+from talking.face import similarity_transform
+
+R = 64
+
+
+def detailed_photo(height=480, width=640, seed=0) -> np.ndarray:
+    """A photo full of fine detail (noise at several scales)."""
+    rng = np.random.default_rng(seed)
+    photo = np.zeros((height, width, 3), np.float32)
+    for scale in (1, 4, 16):
+        noise = rng.uniform(0, 255, (height // scale + 1, width // scale + 1, 3)).astype(np.float32)
+        photo += cv2.resize(noise, (width, height), interpolation=cv2.INTER_CUBIC) / 3
+    return np.clip(photo, 0, 255).astype(np.uint8)
+
+
+def face_matrix(scale: float, offset=(200.0, 100.0)) -> np.ndarray:
+    """Photo -> crop affine for a face ``scale`` times larger in the photo than in the crop."""
+    crop_points = np.array([(0, 0), (R, 0), (0, R)], float)
+    photo_points = crop_points * scale + offset
+    return similarity_transform(photo_points, crop_points)
+
+
+def test_no_motion_and_no_rendering_returns_the_photo_exactly():
+    photo = detailed_photo()
+    matrix = face_matrix(4.0)
+    compositor = Compositor(photo, matrix, cv2.warpAffine(photo, matrix, (R, R)))
+    rendering = np.full((R, R, 3), 7, np.uint8)
+    frame = compositor(np.zeros((2, R, R), np.float32), rendering, np.zeros((R, R), np.float32))
+    assert np.array_equal(frame, photo)
+
+
+def test_a_known_flow_moves_the_photo_by_the_expected_amount_at_full_resolution():
+    photo = detailed_photo()
+    scale = 4.0
+    matrix = face_matrix(scale)
+    compositor = Compositor(photo, matrix, cv2.warpAffine(photo, matrix, (R, R)))
+    flow = np.zeros((2, R, R), np.float32)
+    flow[1] = 1.5  # every crop pixel samples the photo 1.5 crop pixels lower = 6 photo pixels
+    frame = compositor(flow, np.zeros((R, R, 3), np.uint8), np.zeros((R, R), np.float32))
+    # the zone's core, in photo pixels: crop (0.5, 0.8) is the zone's centre
+    cx, cy = 200 + 0.5 * R * scale, 100 + 0.8 * R * scale
+    core = frame[int(cy) - 10:int(cy) + 10, int(cx) - 20:int(cx) + 20].astype(float)
+    shifted = photo[int(cy) - 4:int(cy) + 16, int(cx) - 20:int(cx) + 20].astype(float)
+    unshifted = photo[int(cy) - 10:int(cy) + 10, int(cx) - 20:int(cx) + 20].astype(float)
+    assert np.abs(core - shifted).mean() < 2.0  # moved by 6 px, at the photo's own detail
+    assert np.abs(core - unshifted).mean() > 10.0
+
+
+def test_pixels_outside_the_motion_zone_are_the_photos_own():
+    photo = detailed_photo()
+    matrix = face_matrix(4.0)
+    compositor = Compositor(photo, matrix, cv2.warpAffine(photo, matrix, (R, R)))
+    rng = np.random.default_rng(1)
+    flow = rng.normal(0, 2, (2, R, R)).astype(np.float32)
+    frame = compositor(flow, rng.integers(0, 255, (R, R, 3), dtype=np.uint8), np.ones((R, R), np.float32))
+    zone = cv2.warpAffine(ellipse_weight(R, (0.5, 0.8), (0.33, 0.24)), cv2.invertAffineTransform(matrix),
+                          photo.shape[1::-1])
+    outside = zone == 0
+    assert np.array_equal(frame[outside], photo[outside])
+    assert not np.array_equal(frame[~outside], photo[~outside])
+
+
+def test_no_seam_at_the_edge_of_the_changed_region():
+    """A whole-zone change (a rendering of flat grey) fades in: across the zone's edge the
+    frame's gradient is no larger than the photo's own."""
+    photo = detailed_photo()
+    matrix = face_matrix(4.0)
+    compositor = Compositor(photo, matrix, cv2.warpAffine(photo, matrix, (R, R)))
+    frame = compositor(np.zeros((2, R, R), np.float32), np.full((R, R, 3), 128, np.uint8),
+                       np.ones((R, R), np.float32))
+    zone = cv2.warpAffine(ellipse_weight(R, (0.5, 0.8), (0.33, 0.24)), cv2.invertAffineTransform(matrix),
+                          photo.shape[1::-1])
+    edge = (zone > 0.05) & (zone < 0.95)
+
+    def gradient(image):
+        grey = image.astype(np.float32).mean(axis=2)
+        return np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))
+
+    assert gradient(frame)[edge].mean() <= gradient(photo)[edge].mean()
+
+
+def test_the_rendering_shows_only_inside_an_open_mouth():
+    landmarks = np.zeros((68, 2), np.float32)
+    corners = np.array([(20, 40), (44, 40)], np.float32)
+    upper = np.array([(26, 38), (32, 37), (38, 38)], np.float32)
+    lower = np.array([(38, 46), (32, 47), (26, 46)], np.float32)
+    landmarks[60], landmarks[64] = corners
+    landmarks[61:64], landmarks[65:68] = upper, lower
+    opening = opening_weight(landmarks, R)
+    assert opening[42, 32] == pytest.approx(1.0)
+    assert opening[20, 32] == 0 and opening[42, 5] == 0
+    closed = landmarks.copy()
+    closed[61:64, 1] = 40
+    closed[65:68, 1] = 40
+    assert opening_weight(closed, R).max() < 0.5
+    mask = np.full((R, R), 0.25, np.float32)
+    assert rendering_weight(mask, opening)[42, 32] == pytest.approx(0.75)
+
+
+def open_mouth_frame(compositor, rendering):
+    """A frame whose whole zone shows ``rendering`` (the weight at 1, no motion)."""
+    return compositor(np.zeros((2, R, R), np.float32), rendering, np.ones((R, R), np.float32))
+
+
+def test_a_colour_cast_of_the_rendering_is_matched_to_the_photos_skin():
+    photo = detailed_photo()
+    matrix = face_matrix(4.0)
+    crop = cv2.warpAffine(photo, matrix, (R, R))
+    compositor = Compositor(photo, matrix, crop)
+    tinted = np.clip(crop.astype(int) + (0, 0, 60), 0, 255).astype(np.uint8)  # a blue cast
+    frame = open_mouth_frame(compositor, tinted)
+    cx, cy = int(200 + 0.5 * R * 4), int(100 + 0.8 * R * 4)
+    core = (slice(cy - 10, cy + 10), slice(cx - 10, cx + 10))
+    assert abs(frame[core].astype(float).mean(axis=(0, 1)) - photo[core].astype(float).mean(axis=(0, 1)))[2] < 8
+
+
+def test_the_colour_transfer_is_fitted_once_per_clip():
+    """The skin does not flicker as the mouth opens and closes: the first frame fixes it."""
+    photo = detailed_photo()
+    matrix = face_matrix(4.0)
+    crop = cv2.warpAffine(photo, matrix, (R, R))
+    compositor = Compositor(photo, matrix, crop)
+    first = open_mouth_frame(compositor, crop)
+    darker = open_mouth_frame(compositor, (crop * 0.8).astype(np.uint8))
+    cx, cy = int(200 + 0.5 * R * 4), int(100 + 0.8 * R * 4)
+    assert darker[cy, cx].astype(int).sum() < first[cy, cx].astype(int).sum() - 30
