@@ -129,3 +129,18 @@ def test_stretch_keeps_the_shape_of_the_targets_over_a_new_length():
     stretched = stretch(targets, 40)
     assert stretched.shape == (40, 7)
     assert stretched[20:30, 0].mean() > 0.9 and stretched[:15, 0].max() == 0
+
+
+def test_silence_keeps_the_mouth_at_rest_whatever_the_network_says():
+    model = FlowMotion(resolution=R, channels=16, hidden=16)
+    with torch.no_grad():
+        model.head.bias.fill_(3.0)  # a network that wants the mouth wide open everywhere
+    mel = torch.randn(1, 20, 16, 80)
+    pitch = torch.zeros(1, 20, 16, dtype=torch.long)
+    noise = torch.full((1, 20, 16), 0.4)  # a noise floor, well below speech
+    assert model(mel, pitch, noise).parameters.abs().max() == 0
+    speech = noise.clone()
+    speech[:, 8:12] = 4.5  # four frames of speech at a normal level
+    parameters = model(mel, pitch, speech).parameters[0, :, 0]
+    assert parameters[:5].max() == 0 and parameters[15:].max() == 0
+    assert parameters[8:12].min() > 0.9

@@ -9,7 +9,9 @@ learns it in seconds. So the motion predictor reads only the audio, never pixels
 2. a temporal convolution gives each frame ``lookahead`` frames of context on both sides (real
    lips move about 80 ms before the sound), and a GRU carries the previous motion forward;
 3. a linear head gives the frame's mouth parameters (:data:`MOUTH_PARAMETERS`, each in [0, 1],
-   the corpus's own articulation model: jaw opening, lip spread, rounding, ...);
+   the corpus's own articulation model: jaw opening, lip spread, rounding, ...), scaled down to
+   rest where the frame's window holds no sound (below the utterance's speech range and an
+   absolute floor), so silence keeps the mouth closed and still;
 4. a fixed linear ``basis`` (fitted on the corpus renderer's faces when training starts, stored with
    the weights) turns parameters into the displacement of the jaw and lip landmarks in the
    canonical crop, added to the photo's own landmarks: a photo whose mouth is already open has its
@@ -43,6 +45,17 @@ NUM_LANDMARKS = 68
 # iBUG-68 inner-lip points facing each other: the vertical gap between them is the mouth opening
 INNER_LIP_UPPER, INNER_LIP_LOWER = [61, 62, 63], [67, 66, 65]
 SPEECH_RANGE = 4.0  # log-energy below the loudest frame that still counts as speech (about 35 dB)
+# Log-energy below which a frame is silence whatever the utterance's level: about 28 dB below
+# speech at a normal level (4.5), above the corpus's noise floors (up to 1.2).
+SILENCE_FLOOR = 1.5
+GATE_FRACTION = 0.25  # a frame's window is speech once a quarter of it (~45 ms) has sound
+
+
+def sound_threshold(energy: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+    """(B,) the log-energy that separates sound from silence in each utterance: energy
+    (B, N, W) of the valid ``frames`` (B, N, W)."""
+    loudest = energy.masked_fill(~frames, -1e9).flatten(1).amax(dim=1)  # (B,)
+    return torch.clamp(loudest - SPEECH_RANGE, min=SILENCE_FLOOR)
 
 
 @dataclass
@@ -71,7 +84,7 @@ def normalise_audio(mel: torch.Tensor, pitch: torch.Tensor, energy: torch.Tensor
         valid = torch.ones(mel.shape[:2], dtype=torch.bool, device=mel.device)
     frames = valid[..., None].expand_as(energy)  # (B, N, W)
     loudest = energy.masked_fill(~frames, -1e9).flatten(1).amax(dim=1)  # (B,)
-    speech = frames & (energy > loudest[:, None, None] - SPEECH_RANGE)
+    speech = frames & (energy > sound_threshold(energy, frames)[:, None, None])
     weight = speech[..., None].to(mel.dtype)
     count = weight.sum(dim=(1, 2)).clamp_min(1.0)  # (B, 1)
     mean = (mel * weight).sum(dim=(1, 2)) / count  # (B, n_mels)
@@ -146,7 +159,13 @@ class MotionPredictor(ModelMixin, ConfigMixin):
         frames = self.context(frames.unflatten(0, (b, n)).transpose(1, 2)).transpose(1, 2)  # (B, N, C)
         state, _ = self.gru(frames)  # (B, N, hidden)
         logits = self.head(state)  # (B, N, P)
-        return MotionOutput(parameters=torch.sigmoid(logits), logits=logits)
+        # 3. silence keeps the mouth at rest: each frame's parameters are scaled by how much of
+        #    its window has sound (an utterance of nothing but noise stays closed and still)
+        if valid is None:
+            valid = torch.ones(mel.shape[:2], dtype=torch.bool, device=mel.device)
+        sound = energy > sound_threshold(energy, valid[..., None].expand_as(energy))[:, None, None]
+        gate = (sound.to(logits.dtype).mean(dim=-1) / GATE_FRACTION).clamp(max=1.0)  # (B, N)
+        return MotionOutput(parameters=torch.sigmoid(logits) * gate[..., None], logits=logits)
 
     @torch.no_grad()
     def predict_parameters(self, windows: AudioWindows) -> torch.Tensor:
