@@ -7,13 +7,15 @@ FLOP) and frames per second under ``torch.inference_mode()`` at batch 1 and batc
 
 - "forward" rows run the whole network on fresh inputs, as in training.
 - "per frame" rows are what the pipeline runs for each frame: the source is encoded once per clip
-  and the audio once per batch of windows, so a frame costs the motion prediction plus
-  ``MANGenerator.render``.
-- "generate_frames" is the pipeline end to end on one clip: the recurrence over the previous frames
-  makes it batch 1 by nature.
+  and the audio once per batch of windows, so a frame costs its landmarks, the thin-plate flow
+  that moves the photo, the generator's motion input and ``MANGenerator.render``.
+- the motion predictor's row runs it over a clip of ``batch`` frames (one sequence: speech ->
+  mouth parameters), as the pipeline does once per clip.
+- "generate_frames" is the pipeline on one clip: the clip's mouth parameters, then its frames
+  (batches of 16), without the audio features and the full-resolution composite.
 
-Targets at 128x128 on 2 CPU cores: generator + motion predictor <= 1.5 GFLOP per frame and
-> 40 frames/s at batch 16; generate_frames faster than real time (25 fps).
+Targets at 128x128 on 2 CPU cores: generator + motion <= 1.5 GFLOP per frame and > 40 frames/s at
+batch 16; generate_frames faster than real time (25 fps).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from talking.audio import LOG_MEL_FLOOR, AudioWindows
-from talking.config import HISTORY, N_MELS, AudioConfig
+from talking.config import N_MELS, AudioConfig
 from talking.models import build_models
 from talking.pipeline import TalkingFacePipeline
 
@@ -38,7 +40,7 @@ def inputs(resolution: int, batch: int) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
     return {
         "source": torch.rand(batch, 3, resolution, resolution, generator=g) * 2 - 1,
-        "history": torch.rand(batch, HISTORY, 3, resolution, resolution, generator=g) * 2 - 1,
+        "landmarks": resolution * (0.25 + 0.5 * torch.rand(batch, 68, 2, generator=g)),
         "mel": LOG_MEL_FLOOR + 12 * torch.rand(batch, WINDOW, N_MELS, generator=g),
         "pitch": torch.randint(0, 256, (batch, WINDOW), generator=g),
         "energy": 4 * torch.rand(batch, WINDOW, generator=g),
@@ -75,33 +77,36 @@ def rows(variant: str, resolution: int, batch: int) -> list[tuple[str, int, Call
     audio = (x["mel"], x["pitch"], x["energy"])
     source_features = generator.encode_source(x["source"])
     generator_audio = generator.encode_audio(*audio)
-    predictor_audio = predictor.encode_audio(x["mel"])
-    motion = predictor.predict(x["source"], x["history"], predictor_audio)[0]
+    photo = x["landmarks"][:1]  # (1, 68, 2): one photo, every frame's landmarks moved from it
+    state = predictor.source_parameters(photo)
+    parameters = predictor(*(a[None] for a in audio)).parameters[0]  # (batch, P)
+    anchors = photo.expand(batch, -1, -1)
+    targets = predictor.landmarks(parameters, photo, state)
+    motion = predictor.condition(anchors, targets)
     name = type(predictor).__name__
     g, p = generator.num_parameters(), predictor.num_parameters()
 
-    def one_frame() -> None:
-        generator(x["source"], predictor(x["source"], x["history"], x["mel"])[0], *audio)
-
     def one_frame_per_frame_work() -> None:
-        m = predictor.predict(x["source"], x["history"], predictor_audio)[0]
+        moved = predictor.landmarks(parameters, photo, state)
+        flow = predictor.flow(anchors, moved, resolution)
+        m = flow if predictor.motion_type == "flow" else predictor.condition(anchors, moved)
         generator.render(source_features, m, generator_audio)
 
     return [
         ("MANGenerator forward", g, lambda: generator(x["source"], motion, *audio)),
         ("MANGenerator per frame (render)", g,
          lambda: generator.render(source_features, motion, generator_audio)),
-        (f"{name} forward", p, lambda: predictor(x["source"], x["history"], x["mel"])),
-        (f"{name} per frame (predict)", p,
-         lambda: predictor.predict(x["source"], x["history"], predictor_audio)),
-        (f"generator + {name} forward", g + p, one_frame),
-        (f"generator + {name} per frame", g + p, one_frame_per_frame_work),
+        (f"{name} over a clip (parameters)", p, lambda: predictor(*(a[None] for a in audio))),
+        ("thin_plate_flow per frame", 0, lambda: predictor.flow(anchors, targets, resolution)),
+        (f"{name}.condition per frame", 0, lambda: predictor.condition(anchors, targets)),
+        (f"generator + {name} per frame", g, one_frame_per_frame_work),
         ("MultiscaleDiscriminator forward", discriminator.num_parameters(),
          lambda: discriminator(x["source"], x["source"])),
     ]
 
 
 def generate_frames_fps(variant: str, resolution: int, frames: int) -> float:
+    """Frames per second of one clip: its mouth parameters, then its frames."""
     generator, predictor, _ = build_models(variant, resolution)
     pipe = TalkingFacePipeline(generator=generator.eval(), motion_predictor=predictor.eval())
     rng = np.random.default_rng(0)
@@ -111,11 +116,15 @@ def generate_frames_fps(variant: str, resolution: int, frames: int) -> float:
         energy=(4 * rng.random((frames, WINDOW))).astype(np.float32),
     )
     source = torch.rand(3, resolution, resolution) * 2 - 1
-    warm_up = AudioWindows(windows.mel[:5], windows.pitch[:5], windows.energy[:5])
-    for _ in pipe.generate_frames(source, warm_up):
-        pass
+    landmarks = inputs(resolution, 1)["landmarks"][0]
+
+    def clip(windows: AudioWindows) -> int:
+        parameters = pipe.motion_predictor.predict_parameters(windows)
+        return sum(1 for _ in pipe.generate_frames(source, landmarks, parameters, windows))
+
+    clip(AudioWindows(windows.mel[:5], windows.pitch[:5], windows.energy[:5]))  # warm-up
     start = time.perf_counter()
-    count = sum(1 for _ in pipe.generate_frames(source, windows))
+    count = clip(windows)
     return count / (time.perf_counter() - start)
 
 

@@ -4,10 +4,10 @@ accelerator is present: the first minutes of a GPU lease, so the rest is spent t
     python benchmarks/profile_gpu.py --config train/configs/optical_man.yaml --set corpus=data/corpus \
         [--batch-sizes 8 16 32 64] [--precisions no bf16] [--steps 20] [--device cuda]
 
-Times full stage-2 optimisation steps (generator and predictor, then discriminator, as the
-training loop does) on batches drawn once from the corpus and kept on the device, so data loading
-is not measured: with the source as history and with self-fed history (which renders the 5
-previous frames first). bf16 is autocast, as ``accelerate launch --mixed_precision bf16``.
+Times full stage-"man" optimisation steps (the generator, each frame made from its landmarks'
+motion through the fixed motion predictor, then the discriminator, as the training loop does) on
+batches drawn once from the corpus and kept on the device, so data loading is not measured.
+bf16 is autocast, as ``accelerate launch --mixed_precision bf16``.
 Peak memory is the accelerator's allocator peak on CUDA, the process's peak RSS on the CPU.
 A batch size that runs out of memory is reported and the larger ones are skipped.
 """
@@ -26,7 +26,7 @@ from torch.utils.data import default_collate
 from talking.training.batches import TrainingFrames
 from talking.training.config import TrainConfig, load_config
 from talking.training.loop import build, frozen
-from talking.training.steps import discriminator_step, generator_step, self_fed_history
+from talking.training.steps import discriminator_step, generator_step
 
 PRECISIONS = {"no": None, "bf16": torch.bfloat16}
 
@@ -39,28 +39,25 @@ def peak_memory_mb(device: torch.device) -> float:
 
 def one_batch(config: TrainConfig, size: int, device: torch.device) -> dict[str, torch.Tensor]:
     """``size`` training samples of the recipe's corpus (cycling through it), on ``device``."""
-    frames = TrainingFrames(config.corpus, "train", with_flow=config.variant == "optical", seed=config.seed,
-                            align_to_source=config.align_to_source, closed_source=config.closed_source)
+    frames = TrainingFrames(config.corpus, "train", seed=config.seed, align_to_source=config.align_to_source,
+                            closed_source=config.closed_source)
     batch = default_collate([frames[i % len(frames)] for i in range(size)])
     return {k: v.to(device) for k, v in batch.items()}
 
 
-def samples_per_second(config: TrainConfig, batch: dict, precision: str, self_fed: bool, steps: int) -> float:
-    """Samples/s of ``steps`` stage-2 steps on ``batch`` (after one untimed warm-up step)."""
+def samples_per_second(config: TrainConfig, batch: dict, precision: str, steps: int) -> float:
+    """Samples/s of ``steps`` stage-"man" steps on ``batch`` (after one untimed warm-up step)."""
     device = batch["frame"].device
     generator, predictor, discriminator = (m.to(device).train() for m in build(config))
-    g_opt = torch.optim.Adam([*generator.parameters(), *predictor.parameters()], config.learning_rate)
+    predictor.requires_grad_(False).eval()  # fixed, as in the training loop
+    g_opt = torch.optim.Adam(generator.parameters(), config.learning_rate)
     d_opt = torch.optim.Adam(discriminator.parameters(), config.discriminator_learning_rate)
     dtype = PRECISIONS[precision]
     autocast = (lambda: torch.autocast(device.type, dtype=dtype)) if dtype else contextlib.nullcontext
 
     def step() -> None:
-        with autocast():
-            history = self_fed_history(generator, predictor, batch) if self_fed else (
-                batch["source"][:, None].expand_as(batch["history"]))
-            with frozen(discriminator):
-                total, _, fake = generator_step(generator, predictor, discriminator, batch, config.loss,
-                                                history)
+        with autocast(), frozen(discriminator):
+            total, _, fake = generator_step(generator, predictor, discriminator, batch, config.loss)
         total.backward()
         g_opt.step()
         g_opt.zero_grad(set_to_none=True)
@@ -87,8 +84,7 @@ def _synchronize(device: torch.device) -> None:
 
 def profile(config: TrainConfig, batch_sizes: list[int], precisions: list[str], steps: int,
             device: torch.device) -> list[dict]:
-    """One row per (precision, batch size): samples/s with source and self-fed history and the
-    peak memory, or ``"out of memory"``."""
+    """One row per (precision, batch size): samples/s and the peak memory, or ``"out of memory"``."""
     config = dataclasses.replace(config, init_from=None, init_pipeline=None)  # random weights time the same
     rows = []
     for precision in precisions:
@@ -99,8 +95,7 @@ def profile(config: TrainConfig, batch_sizes: list[int], precisions: list[str], 
             row = {"precision": precision, "batch_size": size}
             try:
                 batch = one_batch(config, size, device)
-                row["source_history"] = samples_per_second(config, batch, precision, False, steps)
-                row["self_fed"] = samples_per_second(config, batch, precision, True, steps)
+                row["samples_per_second"] = samples_per_second(config, batch, precision, steps)
                 row["peak_memory_mb"] = peak_memory_mb(device)
             except torch.OutOfMemoryError:
                 row["out_of_memory"] = True
@@ -125,13 +120,13 @@ def main() -> None:
             else f"CPU, {torch.get_num_threads()} threads")
     print(f"{config.name} at {config.resolution}x{config.resolution} ({config.variant}) on {name}, "
           f"{args.steps} timed steps per row")
-    print(f"{'precision':>9} {'batch':>5} {'samples/s':>10} {'self-fed':>9} {'peak MB':>9}")
+    print(f"{'precision':>9} {'batch':>5} {'samples/s':>10} {'peak MB':>9}")
     for row in profile(config, args.batch_sizes, args.precisions, args.steps, device):
         if row.get("out_of_memory"):
             print(f"{row['precision']:>9} {row['batch_size']:>5}  out of memory")
             continue
-        print(f"{row['precision']:>9} {row['batch_size']:>5} {row['source_history']:>10.1f} "
-              f"{row['self_fed']:>9.1f} {row['peak_memory_mb']:>9.0f}")
+        print(f"{row['precision']:>9} {row['batch_size']:>5} {row['samples_per_second']:>10.1f} "
+              f"{row['peak_memory_mb']:>9.0f}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Training throughput at 128x128: samples per second of each stage on this machine.
+"""Training throughput at 128x128: samples per second of a stage-"man" step on this machine, with
+the GAN terms (stage 2) and by L1 alone (stages 3-5).
 
     python benchmarks/train.py [--corpus data/corpus] [--batch-size 8] [--steps 6] [--threads N]
 
@@ -19,27 +20,21 @@ from torch.utils.data import DataLoader
 from talking.models import build_models
 from talking.training.batches import TrainingFrames
 from talking.training.config import LossWeights
-from talking.training.steps import discriminator_step, generator_step, motion_step, self_fed_history
+from talking.training.steps import discriminator_step, generator_step
 
 
 def throughput(variant: str, corpus: Path, batch_size: int, steps: int) -> dict[str, float]:
     torch.manual_seed(0)
     generator, predictor, discriminator = build_models(variant, 128)
     weights = LossWeights()
-    data = DataLoader(TrainingFrames(corpus, "train", with_flow=variant == "optical"),
+    predictor.requires_grad_(False)  # fixed in stage "man", as in the training loop
+    data = DataLoader(TrainingFrames(corpus, "train", align_to_source=True),
                       batch_size=batch_size, shuffle=True, drop_last=True)
-    g_opt = torch.optim.Adam([*generator.parameters(), *predictor.parameters()], 2e-4)
+    g_opt = torch.optim.Adam(generator.parameters(), 2e-4)
     d_opt = torch.optim.Adam(discriminator.parameters(), 2e-4)
 
-    def motion(batch) -> None:
-        total, _ = motion_step(predictor, batch, weights)
-        total.backward()
-        g_opt.step()
-        g_opt.zero_grad()
-
-    def man(batch, self_fed: bool = False, weights: LossWeights = weights) -> None:
-        history = self_fed_history(generator, predictor, batch) if self_fed else None
-        total, _, fake = generator_step(generator, predictor, discriminator, batch, weights, history)
+    def man(batch, weights: LossWeights = weights) -> None:
+        total, _, fake = generator_step(generator, predictor, discriminator, batch, weights)
         total.backward()
         g_opt.step()
         g_opt.zero_grad()
@@ -51,9 +46,8 @@ def throughput(variant: str, corpus: Path, batch_size: int, steps: int) -> dict[
             d_opt.zero_grad()
 
     results = {}
-    l1_alone = LossWeights(adversarial=0.0, cam=0.0, feature_matching=0.0)  # stage 3 (*_finetune.yaml)
-    stages = (("motion", motion), ("man", man), ("man self-fed", lambda b: man(b, True)),
-              ("man L1 alone", lambda b: man(b, weights=l1_alone)))
+    l1_alone = LossWeights(adversarial=0.0, cam=0.0, feature_matching=0.0)  # *_finetune.yaml on
+    stages = (("man", man), ("man L1 alone", lambda b: man(b, weights=l1_alone)))
     for name, step in stages:
         batches = iter(data)
         step(next(batches))  # warm-up

@@ -15,7 +15,6 @@ HOP_LENGTH = 256
 N_MELS = 80
 PITCH_BINS = 256
 RESOLUTION = 128
-HISTORY = 5  # previous frames fed to the flow / keypoint predictors (paper 4.3.1-4.3.2)
 # Generated videos are at most this many pixels on their long side: the face is made at
 # RESOLUTION anyway, and encoding a phone photo's 12 megapixels 25 times a second is what is slow.
 MAX_PHOTO_SIDE = 1024

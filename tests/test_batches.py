@@ -1,4 +1,4 @@
-"""Training samples: flow targets, history at the clip's start, and alignment to the source pose."""
+"""Training samples: what a sample holds, alignment to the source pose, closed-lip sources."""
 
 
 import cv2
@@ -7,9 +7,8 @@ import pytest
 import torch
 
 from talking.ibug import RIGID
-from talking.models import warp
 from talking.pose import align_frame, pose_alignment
-from talking.training.batches import CLOSED_GAP, TrainingFrames, closed_frames, farneback_flow
+from talking.training.batches import CLOSED_GAP, TrainingFrames, closed_frames
 
 
 def similarity(angle: float, scale: float, shift: tuple[float, float]) -> np.ndarray:
@@ -36,22 +35,24 @@ def test_align_frame_moves_the_pixels_by_the_transform():
     assert (xs.mean(), ys.mean()) == pytest.approx((27.0, 26.0), abs=0.3)
 
 
-def test_farneback_flow_warps_the_source_onto_the_frame():
-    rng = np.random.default_rng(1)
-    source = cv2.GaussianBlur(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), (7, 7), 2)
-    frame = align_frame(source, similarity(0.0, 1.0, (2.0, 1.0)))
-    flow = torch.from_numpy(farneback_flow(frame, source))[None]
-    as_tensor = lambda a: torch.from_numpy(a).permute(2, 0, 1)[None].float()  # noqa: E731
-    warped = warp(as_tensor(source), flow)
-    inner = (slice(None), slice(None), slice(8, -8), slice(8, -8))
-    error = (warped - as_tensor(frame))[inner].abs().mean()
-    unwarped = (as_tensor(source) - as_tensor(frame))[inner].abs().mean()
-    assert error < 0.3 * unwarped
+def test_a_sample_holds_frame_t_its_audio_window_and_both_landmark_sets(corpus):
+    dataset = TrainingFrames(corpus, "train", seed=0)
+    clip, t = dataset.clips[0], 5
+    sample = dataset[t]
+    assert set(sample) == {"frame", "source", "mel", "pitch", "energy", "landmarks", "source_landmarks"}
+    windows = clip.features.windows(t, t + 1)
+    torch.testing.assert_close(sample["mel"], torch.from_numpy(windows.mel[0]))
+    marks = torch.from_numpy(np.asarray(clip.landmarks, np.float32))
+    torch.testing.assert_close(sample["landmarks"], marks[t])
+    frame = torch.from_numpy(np.array(clip.frames[t])).permute(2, 0, 1).float() / 127.5 - 1
+    torch.testing.assert_close(sample["frame"], frame)
+    s = int(np.random.default_rng((0, t)).integers(clip.num_frames))  # the sample's source
+    torch.testing.assert_close(sample["source_landmarks"], marks[s])
 
 
-def test_aligned_samples_keep_the_source_pose_and_the_history_starts_at_the_source(corpus):
-    plain = TrainingFrames(corpus, "train", with_flow=False, seed=0)
-    aligned = TrainingFrames(corpus, "train", with_flow=False, seed=0, align_to_source=True)
+def test_aligned_samples_keep_the_source_pose(corpus):
+    plain = TrainingFrames(corpus, "train", seed=0)
+    aligned = TrainingFrames(corpus, "train", seed=0, align_to_source=True)
     clip = plain.clips[0]
     marks = np.asarray(clip.landmarks)
     before, after = [], []
@@ -63,21 +64,16 @@ def test_aligned_samples_keep_the_source_pose_and_the_history_starts_at_the_sour
         torch.testing.assert_close(aligned[t]["source"], plain[t]["source"])
     assert np.mean(after) < 0.5 * np.mean(before)
 
-    first = aligned[0]  # frame 0: every history frame lies before the clip, so it is the source
-    torch.testing.assert_close(first["history"], first["source"][None].expand(5, -1, -1, -1))
 
-
-def test_alignment_needs_landmarks(corpus, tmp_path):
+def test_training_samples_need_landmarks(corpus, tmp_path):
     import shutil
 
     copy = tmp_path / "corpus"
     shutil.copytree(corpus, copy)
     for landmarks in copy.glob("clips/*/landmarks.npy"):
         landmarks.unlink()
-    with pytest.raises(ValueError, match="align_to_source needs landmarks"):
-        TrainingFrames(copy, "train", align_to_source=True)
-    with pytest.raises(ValueError, match="closed_source needs landmarks"):
-        TrainingFrames(copy, "train", closed_source=True)
+    with pytest.raises(ValueError, match="needs each frame's landmarks"):
+        TrainingFrames(copy, "train")
 
 
 def test_closed_frames_are_those_with_the_inner_lips_together():
@@ -87,7 +83,7 @@ def test_closed_frames_are_those_with_the_inner_lips_together():
 
 
 def test_closed_sources_have_their_lips_closed_and_keep_the_sources_landmarks(corpus):
-    dataset = TrainingFrames(corpus, "train", with_flow=False, closed_source=True)
+    dataset = TrainingFrames(corpus, "train", closed_source=True)
     gaps, all_gaps = [], []
     for index in range(0, len(dataset), 7):
         sample = dataset[index]

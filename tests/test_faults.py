@@ -247,10 +247,9 @@ def run_config(corpus: Path, folder: Path) -> Path:
     """A tiny stage-2 run's YAML: STEPS steps at 64 px, a checkpoint every SAVE_EVERY."""
     from talking.training.config import TrainConfig
 
-    config = TrainConfig(name="run", stage="man", corpus=str(corpus), resolution=64, steps=STEPS,
+    config = TrainConfig(name="run", corpus=str(corpus), resolution=64, steps=STEPS,
                          batch_size=2, num_workers=0, save_every=SAVE_EVERY, log_every=1,
-                         sample_every=STEPS, output_dir=str(folder / "runs"),
-                         self_feed_start=0.0, self_feed=1.0)
+                         sample_every=STEPS, output_dir=str(folder / "runs"))
     path = folder / "run.yaml"
     path.write_text(config.to_yaml())
     return path

@@ -1,5 +1,5 @@
 """The MAN networks: shapes, gradients, save/load, the MAN layer's contract, the encoders, the warp,
-the contour heatmaps, and (slow) learning a clip.
+the contour heatmaps, build_models' wiring of each variant, and (slow) learning a clip.
 
 Each network has a tiny ``get_init_dict(resolution)`` and ``get_dummy_inputs(resolution)`` as in
 diffusers' model tests; the shared checks run on all of them.
@@ -8,7 +8,6 @@ diffusers' model tests; the shared checks run on all of them.
 from __future__ import annotations
 
 import json
-import math
 import time
 from itertools import pairwise
 
@@ -21,12 +20,11 @@ from talking.audio import LOG_MEL_FLOOR
 from talking.models import (
     CONTOURS,
     PRESETS,
-    FlowPredictor,
-    KeypointPredictor,
+    FlowMotion,
+    KeypointMotion,
     MANGenerator,
     MultiscaleDiscriminator,
     build_models,
-    kl_divergence,
     landmarks_to_heatmaps,
     warp,
 )
@@ -35,7 +33,7 @@ from talking.models.encoders import PartialConv2d
 from talking.models.normalization import MultimodalAdaptiveNorm
 
 BATCH = 2
-N_MELS, WINDOW, HISTORY = 20, 8, 5
+N_MELS, WINDOW = 20, 8
 
 
 def audio_inputs(batch: int = BATCH, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -86,38 +84,6 @@ class GeneratorSpec:
                 "attention": (BATCH, 1, r // 4, r // 4)}
 
 
-class FlowSpec:
-    model_class = FlowPredictor
-
-    @staticmethod
-    def get_init_dict(resolution: int) -> dict:
-        return {"resolution": resolution, "n_mels": N_MELS, "audio_window": WINDOW,
-                "channels": [4, 8, 8], "latent_channels": 4, "audio_channels": 8}
-
-    @staticmethod
-    def get_dummy_inputs(resolution: int) -> dict:
-        history = torch.stack([image(resolution, seed=s) for s in range(1, HISTORY + 1)], dim=1)
-        return {"source": image(resolution), "history": history, "mel": audio_inputs()["mel"]}
-
-    @staticmethod
-    def expected_shapes(resolution: int) -> dict:
-        r, latent = resolution, (BATCH, 4, resolution // 8, resolution // 8)
-        return {"flow": (BATCH, 2, r, r), "mu": latent, "logvar": latent}
-
-
-class KeypointSpec(FlowSpec):
-    model_class = KeypointPredictor
-
-    @staticmethod
-    def get_init_dict(resolution: int) -> dict:
-        return {"resolution": resolution, "n_mels": N_MELS, "audio_window": WINDOW,
-                "channels": [4, 8, 8], "audio_channels": 8}
-
-    @staticmethod
-    def expected_shapes(resolution: int) -> dict:
-        return {"heatmaps": (BATCH, len(CONTOURS), resolution, resolution)}
-
-
 class DiscriminatorSpec:
     model_class = MultiscaleDiscriminator
 
@@ -137,7 +103,7 @@ class DiscriminatorSpec:
                               (BATCH, 8, s, s), (BATCH, 8, s, s)] for s in scales]}
 
 
-SPECS = [GeneratorSpec, FlowSpec, KeypointSpec, DiscriminatorSpec]
+SPECS = [GeneratorSpec, DiscriminatorSpec]
 
 
 def plain(config) -> dict:
@@ -430,56 +396,6 @@ def test_warp_rejects_a_flow_of_another_size():
         warp(image(16), torch.zeros(BATCH, 2, 8, 8))
 
 
-def test_kl_divergence_matches_the_closed_form():
-    assert kl_divergence(torch.zeros(3, 4, 2, 2), torch.zeros(3, 4, 2, 2)).item() == 0.0
-    # One element with mu = 1, var = e: 0.5 * (1 + e - 1 - 1) = 0.5 * (e - 1)
-    mu, logvar = torch.ones(2, 1, 1, 1), torch.ones(2, 1, 1, 1)
-    assert kl_divergence(mu, logvar).item() == pytest.approx(0.5 * (math.e - 1))
-
-
-def test_flow_predictor_uses_the_mean_at_inference_and_samples_with_a_generator():
-    model = FlowPredictor(**FlowSpec.get_init_dict(64)).eval()
-    inputs = FlowSpec.get_dummy_inputs(64)
-    assert torch.equal(model(**inputs).flow, model(**inputs).flow)
-    seeded = [model(**inputs, generator=torch.Generator().manual_seed(7)).flow for _ in range(2)]
-    assert torch.equal(seeded[0], seeded[1])
-    assert not torch.equal(seeded[0], model(**inputs).flow)
-
-
-def test_fresh_flow_predictor_starts_near_the_identity_warp():
-    model = FlowPredictor(**FlowSpec.get_init_dict(64)).eval()
-    assert model(**FlowSpec.get_dummy_inputs(64)).flow.abs().max() < 0.1  # pixels
-
-
-def test_keypoint_predictor_escapes_the_all_zero_heatmaps():
-    """Thin contour targets: plain MSE is lowest near all-zero heatmaps, where a sigmoid head gets
-    stuck; the linear head under the foreground-weighted loss learns the contours."""
-    from talking.losses import heatmap_loss
-
-    torch.manual_seed(0)
-    model = KeypointPredictor(**KeypointSpec.get_init_dict(64))
-    inputs = KeypointSpec.get_dummy_inputs(64)
-    landmarks = torch.tensor(np.stack([np.linspace(10, 54, 68), 32 + 8 * np.sin(np.linspace(0, 6, 68))],
-                                      -1), dtype=torch.float32)[None].repeat(len(inputs["source"]), 1, 1)
-    target = landmarks_to_heatmaps(landmarks, 64)
-    optimizer = torch.optim.Adam(model.parameters(), 3e-3)
-    for _ in range(30):
-        loss = heatmap_loss(model(**inputs).heatmaps, target)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-    assert loss.item() < 0.5 * heatmap_loss(torch.zeros_like(target), target).item()
-
-
-@pytest.mark.parametrize("model_class", [FlowPredictor, KeypointPredictor])
-def test_motion_predictors_reject_a_short_history(model_class):
-    spec = FlowSpec if model_class is FlowPredictor else KeypointSpec
-    model = model_class(**spec.get_init_dict(64))
-    inputs = spec.get_dummy_inputs(64)
-    with pytest.raises(ValueError, match="history must be"):
-        model(**{**inputs, "history": inputs["history"][:, :3]})
-
-
 # ---------------------------------------------------------------------------------------------
 # Contour heatmaps
 # ---------------------------------------------------------------------------------------------
@@ -528,13 +444,46 @@ def test_heatmaps_follow_a_mouth_that_opens():
 # ---------------------------------------------------------------------------------------------
 
 
+def face_landmarks(size: int, batch: int = 1, seed: int = 0) -> torch.Tensor:
+    """(batch, 68, 2) landmarks scattered over the middle of a size x size frame."""
+    g = torch.Generator().manual_seed(seed)
+    return size * (0.25 + 0.5 * torch.rand(batch, 68, 2, generator=g))
+
+
+@pytest.mark.parametrize(("variant", "predictor_class"),
+                         [("optical", FlowMotion), ("keypoint", KeypointMotion)])
+def test_build_models_wires_each_variants_motion_predictor_to_the_generator(variant, predictor_class):
+    generator, predictor, _ = build_models(variant, 64)
+    assert type(predictor) is predictor_class and predictor.variant == variant
+    assert (generator.config.motion_type, generator.config.motion_channels) == (
+        predictor.motion_type, predictor.motion_channels)
+    source, frame = face_landmarks(64, BATCH), face_landmarks(64, BATCH, seed=1)
+    motion = predictor.condition(source, frame)
+    assert motion.shape == (BATCH, predictor.motion_channels, 64, 64)
+    if variant == "optical":  # the flow the photo is warped by: zero when nothing moves
+        assert predictor.condition(source, source).abs().max() < 1e-3
+    else:  # the frame's own contours, whatever the photo's
+        torch.testing.assert_close(motion, landmarks_to_heatmaps(frame, 64))
+    audio = {"mel": torch.randn(BATCH, 16, 80), "pitch": torch.zeros(BATCH, 16, dtype=torch.long),
+             "energy": torch.zeros(BATCH, 16)}
+    assert generator(image(64), motion, **audio).frame.shape == (BATCH, 3, 64, 64)
+
+
+def test_build_models_refuses_an_unknown_variant_or_resolution():
+    with pytest.raises(ValueError, match="variant"):
+        build_models("dense", 64)
+    with pytest.raises(ValueError, match="no preset"):
+        build_models("optical", 96)
+
+
 @pytest.mark.parametrize("variant", ["optical", "keypoint"])
 def test_default_128_frame_costs_at_most_one_and_a_half_gflop(variant):
+    """One frame at inference: the motion drawn from the landmarks, then the generator."""
     generator, predictor, _ = build_models(variant, 128)
-    source, history = image(128, batch=1), torch.stack([image(128, batch=1)] * 5, dim=1)
+    source = image(128, batch=1)
     mel, pitch, energy = torch.randn(1, 16, 80), torch.zeros(1, 16, dtype=torch.long), torch.zeros(1, 16)
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        motion = predictor(source, history, mel)[0]
+        motion = predictor.condition(face_landmarks(128), face_landmarks(128, seed=1))
         generator(source, motion, mel, pitch, energy)
     assert counter.get_total_flops() <= 1.5e9
 
@@ -543,7 +492,7 @@ def test_256_preset_builds_a_matching_set():
     generator, predictor, discriminator = build_models("keypoint", 256)
     resolutions = {m.config.resolution for m in (generator, predictor, discriminator)}
     assert resolutions == {256}
-    assert generator.config.motion_channels == predictor.config.num_heatmaps
+    assert generator.config.motion_channels == predictor.motion_channels
 
 
 @pytest.mark.parametrize("resolution", sorted(PRESETS))
@@ -582,20 +531,20 @@ def synthetic_clip(frames: int = 8, size: int = 128) -> tuple[torch.Tensor, torc
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_generator_and_flow_predictor_learn_a_clip_from_audio():
+def test_generator_learns_a_clip_from_audio():
+    """The mouth's pixels come from the audio: with no motion at all (a zero flow), the generator
+    renders each frame's opening from its mel window."""
     torch.manual_seed(0)
-    generator, predictor, _ = build_models("optical", 128)
+    generator, _, _ = build_models("optical", 128)
     frames, mel = synthetic_clip()
     n = len(frames)
     source = frames[:1].expand(n, -1, -1, -1)
-    padded = torch.cat([source[:HISTORY], frames])  # teacher forcing: true previous frames
-    history = torch.stack([padded[t : t + HISTORY] for t in range(n)])  # (N, 5, 3, H, W)
+    still = torch.zeros(n, 2, 128, 128)
     silent = {"pitch": torch.zeros(n, 16, dtype=torch.long), "energy": torch.zeros(n, 16)}
-    optimizer = torch.optim.Adam([*generator.parameters(), *predictor.parameters()], lr=2e-3)
+    optimizer = torch.optim.Adam(generator.parameters(), lr=2e-3)
 
     def lower_half_l1(mel: torch.Tensor) -> torch.Tensor:
-        flow = predictor(source, history, mel).flow
-        frame = generator(source, flow, mel, **silent).frame
+        frame = generator(source, still, mel, **silent).frame
         return (frame - frames)[..., 64:, :].abs().mean()
 
     start, initial = time.monotonic(), lower_half_l1(mel).item()
@@ -604,7 +553,7 @@ def test_generator_and_flow_predictor_learn_a_clip_from_audio():
         loss = lower_half_l1(mel)
         loss.backward()
         optimizer.step()
-    generator.eval(), predictor.eval()
+    generator.eval()
     with torch.no_grad():
         final = lower_half_l1(mel).item()
         shuffled = lower_half_l1(mel[torch.tensor([2, 4, 0, 7, 1, 3, 5, 6])]).item()

@@ -124,7 +124,7 @@ def test_a_prepared_corpus_trains_with_align_to_source_and_has_evaluation_refere
     from talking.training.batches import TrainingFrames
 
     _, out, _ = corpus
-    frames = TrainingFrames(out, "train", with_flow=False, align_to_source=True, closed_source=True)
+    frames = TrainingFrames(out, "train", align_to_source=True, closed_source=True)
     batch = next(iter(torch.utils.data.DataLoader(frames, batch_size=4)))
     assert batch["frame"].shape == (4, 3, 128, 128) and batch["landmarks"].shape == (4, 68, 2)
     reference = clip_reference(frames.clips[0])

@@ -1,4 +1,4 @@
-"""Export a run's checkpoint as a save_pretrained folder (a pipeline for stage "man").
+"""Export a run's checkpoint as a save_pretrained pipeline folder.
 
     python train/export.py --run runs/optical_man [--checkpoint runs/optical_man/checkpoints/step-1000]
                            [--out DIR]

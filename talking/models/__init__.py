@@ -2,27 +2,23 @@
 
 - :class:`MANGenerator` (generator.py): image + motion + audio -> frame, with MAN residual blocks
   (normalization.py), a CAM layer (cam.py) and the warp-and-blend output.
-- :class:`FlowPredictor` (flow.py, MAN-optical) and :class:`KeypointPredictor` (keypoints.py,
-  MAN-keypoint): source + previous 5 frames + mel -> the next frame's motion.
+- :class:`MotionPredictor` (motion.py): speech -> mouth parameters -> landmarks -> the generator's
+  motion; :class:`FlowMotion` (MAN-optical) draws a thin-plate flow (thin_plate.py),
+  :class:`KeypointMotion` (MAN-keypoint) contour heatmaps (keypoints.py).
+- :func:`warp` (flow.py): the backward warp of an image by a flow, and the project's flow convention.
 - :class:`MultiscaleDiscriminator` (discriminator.py): PatchGAN at several scales with CAM heads.
 
-Sizes: the class defaults are the 128x128 configuration for CPU (generator + flow predictor about
-0.7 GFLOP per frame). ``PRESETS[256]`` holds the 256x256 configuration for GPU training; build a
-matching set with ``build_models("optical", 256)``, or one network with
-``MANGenerator.from_config(PRESETS[256]["generator"])``.
+Sizes: the class defaults are the 128x128 configuration for CPU. ``PRESETS[256]`` holds the
+256x256 configuration for GPU training; build a matching set with ``build_models("optical", 256)``,
+or one network with ``MANGenerator.from_config(PRESETS[256]["generator"])``.
 """
 
 from __future__ import annotations
 
 from talking.models.discriminator import DiscriminatorOutput, MultiscaleDiscriminator
-from talking.models.flow import FlowPredictor, FlowPredictorOutput, kl_divergence, warp
+from talking.models.flow import warp
 from talking.models.generator import MODALITIES, GeneratorOutput, MANGenerator
-from talking.models.keypoints import (
-    CONTOURS,
-    KeypointPredictor,
-    KeypointPredictorOutput,
-    landmarks_to_heatmaps,
-)
+from talking.models.keypoints import CONTOURS, landmarks_to_heatmaps
 from talking.models.motion import MOTION_CLASSES, FlowMotion, KeypointMotion, MotionPredictor
 
 VARIANTS = tuple(MOTION_CLASSES)  # ("optical", "keypoint")
@@ -73,17 +69,12 @@ __all__ = [
     "VARIANTS",
     "DiscriminatorOutput",
     "FlowMotion",
-    "FlowPredictor",
-    "FlowPredictorOutput",
     "GeneratorOutput",
     "KeypointMotion",
-    "KeypointPredictor",
-    "KeypointPredictorOutput",
     "MANGenerator",
     "MotionPredictor",
     "MultiscaleDiscriminator",
     "build_models",
-    "kl_divergence",
     "landmarks_to_heatmaps",
     "warp",
 ]

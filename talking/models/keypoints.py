@@ -1,4 +1,4 @@
-"""Keypoint heatmap predictor (paper 4.3.1, Fig. 12) and the heatmaps it learns to draw.
+"""Keypoint contour heatmaps (paper 4.3.1, Fig. 12): MAN-keypoint's motion, drawn from landmarks.
 
 The heatmaps are *contour* heatmaps, one channel per facial-part contour of the 68-point iBUG
 landmarks (as in boundary-aware face alignment, Wu et al. 2018): the value at a pixel is
@@ -10,18 +10,7 @@ nose bridge and base, four eyelids and four lip contours makes 15.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
-import torch.nn.functional as F
-from diffusers.configuration_utils import ConfigMixin, register_to_config
-from diffusers.models.modeling_utils import ModelMixin
-from diffusers.utils import BaseOutput
-from torch import nn
-
-from talking.config import HISTORY, N_MELS, RESOLUTION, AudioConfig
-from talking.models.encoders import conv_block
-from talking.models.hourglass import Hourglass, check_config, with_audio
 
 # name -> landmark indices of the polyline, in drawing order (iBUG 68-point numbering).
 CONTOURS: dict[str, tuple[int, ...]] = {
@@ -41,7 +30,6 @@ CONTOURS: dict[str, tuple[int, ...]] = {
     "lip_inner_upper": (60, 61, 62, 63, 64),
     "lip_inner_lower": (64, 65, 66, 67, 60),
 }
-LIP_CONTOURS = tuple(i for i, name in enumerate(CONTOURS) if name.startswith("lip_"))
 
 
 def landmarks_to_heatmaps(
@@ -66,80 +54,3 @@ def landmarks_to_heatmaps(
         distance2 = (pixels - nearest).square().sum(-1).amin(dim=1)  # (B, HW)
         heatmaps.append(torch.exp(-distance2 / (2 * sigma**2)))
     return torch.stack(heatmaps, dim=1).reshape(len(landmarks), len(CONTOURS), height, width)
-
-
-@dataclass
-class KeypointPredictorOutput(BaseOutput):
-    """
-    Args:
-        heatmaps: (B, K, H, W), one contour heatmap per channel (see ``CONTOURS``), regressed
-            towards the [0, 1] targets of :func:`landmarks_to_heatmaps`.
-    """
-
-    heatmaps: torch.Tensor
-
-
-class KeypointPredictor(ModelMixin, ConfigMixin):
-    """Predicts the next frame's contour heatmaps from the source, the previous frames and the mel
-    window: an hourglass with the mel embedding joined at its bottleneck, a linear head at H/2,
-    upsampled bilinearly to H. Keypoints are read off the heatmaps by a max (paper 4.3.1).
-    The head is linear, not a sigmoid: under the heatmap MSE a sigmoid saturates at zero within
-    a few steps (thin contours, mostly background) and never recovers.
-
-    Args:
-        resolution: frame size H = W.
-        n_mels: mel bins per audio frame.
-        audio_window: mel frames per video frame (W).
-        history: previous frames T seen by the predictor (5 in the paper).
-        num_heatmaps: K, 15 to match ``CONTOURS`` and :func:`landmarks_to_heatmaps`.
-        channels: hourglass widths, one per halving of the resolution.
-        audio_channels: width of the mel embedding.
-        audio_encoder: "conv" or "lstm".
-    """
-
-    @register_to_config
-    def __init__(
-        self,
-        resolution: int = RESOLUTION,
-        n_mels: int = N_MELS,
-        audio_window: int = AudioConfig().window,
-        history: int = HISTORY,
-        num_heatmaps: int = len(CONTOURS),
-        channels: tuple[int, ...] = (16, 32, 64, 64),
-        audio_channels: int = 64,
-        audio_encoder: str = "conv",
-    ) -> None:
-        super().__init__()
-        check_config(resolution, channels, audio_encoder)
-        if num_heatmaps < 1:
-            raise ValueError(f"num_heatmaps must be positive, got {num_heatmaps}")
-        self.hourglass = Hourglass(resolution, history, n_mels, audio_window, channels,
-                                   audio_channels, audio_encoder)
-        self.fuse = conv_block("conv", channels[-1] + audio_channels, channels[-1])
-        self.to_heatmaps = nn.Conv2d(channels[0], num_heatmaps, 3, padding=1)
-
-    def encode_audio(self, mel: torch.Tensor) -> torch.Tensor:
-        """mel (B, W, n_mels) -> (B, audio_channels); independent of the frames, so batchable."""
-        return self.hourglass.encode_audio(mel)
-
-    def predict(
-        self, source: torch.Tensor, history: torch.Tensor, audio: torch.Tensor
-    ) -> KeypointPredictorOutput:
-        """source (B, 3, H, W), history (B, T, 3, H, W), audio (B, A) from :meth:`encode_audio`."""
-        features = self.hourglass.encode(source, history)
-        x = self.hourglass.decode(self.fuse(with_audio(features[-1], audio)), features, audio)
-        heatmaps = self.to_heatmaps(x)  # (B, K, H/2, W/2)
-        heatmaps = F.interpolate(heatmaps, size=source.shape[-2:], mode="bilinear",
-                                 align_corners=False)
-        return KeypointPredictorOutput(heatmaps=heatmaps)
-
-    def forward(
-        self,
-        source: torch.Tensor,
-        history: torch.Tensor,
-        mel: torch.Tensor,
-        return_dict: bool = True,
-    ) -> KeypointPredictorOutput | tuple[torch.Tensor]:
-        """source (B, 3, H, W), history (B, T, 3, H, W) in [-1, 1], mel (B, W, n_mels) log-mel."""
-        output = self.predict(source, history, self.encode_audio(mel))
-        return output if return_dict else output.to_tuple()

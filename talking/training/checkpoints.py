@@ -82,13 +82,16 @@ def save_checkpoint(accelerator, run_dir: Path, step: int, keep: int | None = No
     return final
 
 
-def register_folder_hooks(accelerator, names: list[str], ema=None) -> None:
+def register_folder_hooks(accelerator, names: list[str], ema=None, fixed: dict | None = None) -> None:
     """Make ``save_state`` / ``load_state`` write and read one save_pretrained folder per network
-    (``names``, in the order the models were prepared) and the EMA, not Accelerate's files."""
+    (``names``, in the order the models were prepared) and the EMA, not Accelerate's files.
+
+    ``fixed`` (folder name -> network) are networks the run does not train: written into every
+    checkpoint, so that it exports alone, and never read back (the run rebuilds them as they were)."""
 
     def save(models, weights, output_dir) -> None:
         if accelerator.is_main_process:
-            for name, model in zip(names, models, strict=True):
+            for name, model in [*zip(names, models, strict=True), *(fixed or {}).items()]:
                 accelerator.unwrap_model(model).save_pretrained(Path(output_dir) / name)
             if ema is not None:
                 ema.save_pretrained(Path(output_dir) / EMA_FOLDER)

@@ -4,6 +4,12 @@
 Research hyper-parameters live here; devices and processes come from ``accelerate launch`` /
 ``torchrun`` and the script's ``--resume`` flag. A run is reproducible from its resolved config
 and seed, which it saves as ``config.yaml`` in its folder.
+
+The motion predictor is not trained here: train/train_motion.py trains it on the speech alone
+(:mod:`talking.training.motion`) and writes ``<output_dir>/<variant>/motion_predictor``; a real run
+names that folder as its ``init_from`` (``runs/motion/<variant>`` with train/configs/motion.yaml).
+Without ``init_from`` or ``init_pipeline`` the run's predictor is ``build_models``' fresh one, whose
+mouth basis is zero (no motion): fine for tests, not for a model.
 """
 
 from __future__ import annotations
@@ -15,8 +21,6 @@ from pathlib import Path
 import yaml
 
 from talking.training.recipe import build, load_recipe
-
-STAGES = ("motion", "man")
 
 
 @dataclass
@@ -36,27 +40,13 @@ class LossWeights:
     photo_mask: float = 0.0
     l1: float = 10.0  # L1 on the whole frame
     feature_matching: float = 10.0  # Eq. 12, also our stand-in for the VGG perceptual loss
-    flow: float = 1.0  # MSE to the Farneback flow, in pixels^2 (paper 5.6)
-    kl: float = 1e-3  # variational bottleneck of the flow predictor
-    warp: float = 10.0  # L1 between warp(source, predicted flow) and the frame
-    heatmap: float = 100.0  # MSE of the keypoint heatmaps
-    # The same three inside the lip box / on the lip contours alone (our addition, like
-    # lip_box_l1: the lips are a sliver of the frame, yet all the audio can tell is there).
-    lip_flow: float = 0.0
-    lip_warp: float = 0.0
-    lip_heatmap: float = 0.0
-    # Where the lips are, in pixels (our addition; needs landmarks): the flow at the frame's lip
-    # landmarks against their displacement from the source, or the centroids of the predicted lip
-    # contours against the true ones. The dense terms above, under uncertainty, are lowest for a
-    # mean mouth that barely opens; these are L1 on positions, so the lips commit to an opening.
-    lip_landmarks: float = 0.0
-    # With a MotionPredictor (motion from landmarks): L1 of the generator's own rendering against
-    # the frame inside the true mouth opening, the only place inference shows it (our addition).
+    # L1 of the generator's own rendering against the frame inside the true mouth opening, the
+    # only place inference shows it (our addition).
     opening_l1: float = 0.0
 
     @property
     def uses_discriminator(self) -> bool:
-        """Whether any term reads the discriminator; if none does, stage "man" skips it."""
+        """Whether any term reads the discriminator; if none does, the run skips it."""
         return any((self.adversarial, self.cam, self.feature_matching))
 
 
@@ -80,14 +70,11 @@ class Architecture:
 
 @dataclass
 class TrainConfig:
-    """One training run.
-
-    stage "motion" pretrains the flow / keypoint predictor alone (paper 4.3.1-4.3.2);
-    stage "man" trains the generator jointly with the predictor against the discriminator.
+    """One training run of the MAN generator against the multiscale CAM discriminator, each frame
+    made as inference makes it from the frame's true landmarks through the (fixed) motion predictor.
     """
 
     name: str
-    stage: str
     corpus: str
     variant: str = "optical"  # "optical" (flow) or "keypoint" (heatmaps)
     resolution: int = 128
@@ -110,29 +97,15 @@ class TrainConfig:
     # "no", "bf16" or "fp16" (autocast); None: what `accelerate launch --mixed_precision` says.
     mixed_precision: str | None = None
     architecture: Architecture = field(default_factory=Architecture)
-    # Move every target frame (and its history and landmarks) into the source's head pose, so
-    # the model learns what audio predicts and keeps the photo's pose (see batches.py).
+    # Move every target frame (and its landmarks) into the source's head pose, so the model
+    # learns what audio predicts and keeps the photo's pose (see batches.py).
     align_to_source: bool = False
     # Draw the source among the frames with closed lips, as in most photos (see batches.py).
     closed_source: bool = False
-    # Teacher forcing: the previous 5 frames are the ground truth, except that with probability
-    # rising linearly from 0 at `self_feed_start` to `self_feed` at `self_feed_end` (fractions
-    # of the run; start = end gives a constant `self_feed`) they are the model's own renderings
-    # of those frames, so inference does not drift; and with probability `history_dropout` they
-    # are the source repeated, as at the first frame of a clip (stage "motion" has no renderings
-    # and uses `history_dropout` alone). Both stop the predictor reading
-    # frame t off frame t-1 instead of off the audio.
-    self_feed: float = 0.5
-    self_feed_start: float = 0.3
-    self_feed_end: float = 1.0
-    history_dropout: float = 0.0
-    # Stage "man": probability that a step's generator renders from the ground-truth motion
-    # (Farneback flow, or heatmaps drawn from the landmarks) instead of the predictor's, so it
-    # learns to follow the motion before the predictor gets it right.
-    true_motion: float = 0.0
-    # Stage "man" starts from the motion predictor of a folder that has one (the export of a
-    # stage "motion" run, or a pipeline), and/or from an exported pipeline folder (its generator,
-    # and its predictor unless init_from is given too; the discriminator always starts fresh).
+    # The run's motion predictor comes from the folder init_from names (a folder with a
+    # motion_predictor/: train_motion.py's <output_dir>/<variant>, or a pipeline), and/or the run
+    # starts from an exported pipeline folder (its generator, and its predictor unless init_from
+    # is given too; the discriminator always starts fresh). The predictor is exported unchanged.
     init_from: str | None = None
     init_pipeline: str | None = None
     # Everything a run writes goes under run_dir = output_dir/name; the export (a save_pretrained
@@ -148,20 +121,8 @@ class TrainConfig:
     loss: LossWeights = field(default_factory=LossWeights)
 
     def __post_init__(self) -> None:
-        if self.stage not in STAGES:
-            raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
         if self.variant not in ("optical", "keypoint"):
             raise ValueError(f"variant must be 'optical' or 'keypoint', got {self.variant!r}")
-        fractions = (self.self_feed, self.self_feed_start, self.self_feed_end, self.history_dropout,
-                     self.true_motion)
-        if not all(0.0 <= x <= 1.0 for x in fractions):
-            raise ValueError(
-                "self_feed, self_feed_start, self_feed_end, history_dropout and true_motion must lie "
-                "in [0, 1]")
-        if self.self_feed_end < self.self_feed_start:
-            raise ValueError("self_feed_end must not come before self_feed_start")
-        if self.stage == "man" and self.self_feed + self.history_dropout > 1.0:
-            raise ValueError("self_feed + history_dropout must not exceed 1 (they share one coin)")
         if self.gradient_accumulation_steps < 1:
             raise ValueError("gradient_accumulation_steps must be at least 1")
         if self.checkpoints_total_limit is not None and self.checkpoints_total_limit < 1:
@@ -184,16 +145,6 @@ class TrainConfig:
     @property
     def export_dir(self) -> Path:
         return Path(self.export_to) if self.export_to else self.run_dir / "export"
-
-    def self_feed_probability(self, step: int) -> float:
-        """Probability that step ``step`` feeds the model its own previous frames."""
-        progress = step / max(self.steps, 1)
-        if progress < self.self_feed_start:
-            return 0.0
-        if progress >= self.self_feed_end:
-            return self.self_feed
-        ramp = (progress - self.self_feed_start) / (self.self_feed_end - self.self_feed_start)
-        return self.self_feed * ramp
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(dataclasses.asdict(self), sort_keys=False)

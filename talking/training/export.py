@@ -1,11 +1,11 @@
 """What leaves a training run: its export, from the live models or from a checkpoint, and the
 promotion of an export into the shipped ``checkpoints/``.
 
-A run's export (``config.export_dir``, by default ``<run>/export``) is a save_pretrained folder:
-stage "motion" writes ``motion_predictor/``, stage "man" a whole :class:`TalkingFacePipeline`;
-both add ``training.yaml``, the run's resolved config. Networks are loaded by the class their
-``config.json`` names (any network of :mod:`talking.models`), so a pipeline or run whose motion
-predictor is of another class loads the same way.
+A run's export (``config.export_dir``, by default ``<run>/export``) is a save_pretrained
+:class:`TalkingFacePipeline` folder, the trained generator with the motion predictor the run was
+given (``init_from`` / ``init_pipeline``), and ``training.yaml``, the run's resolved config.
+Networks are loaded by the class their ``config.json`` names (any network of
+:mod:`talking.models`).
 """
 
 from __future__ import annotations
@@ -29,15 +29,13 @@ from talking.training.config import TrainConfig, load_config
 
 CARD_INPUTS = ("final.json", "validation.jsonl")  # what a model card is written from, with training.yaml
 
+
 def export_models(config: TrainConfig, generator, predictor) -> Path:
     """Write the run's export to ``config.export_dir`` and return it."""
-    folder = config.export_dir
-    if config.stage == "motion":
-        predictor.save_pretrained(folder / PREDICTOR_FOLDER)
-    else:
-        from talking.pipeline import TalkingFacePipeline
+    from talking.pipeline import TalkingFacePipeline
 
-        TalkingFacePipeline(generator=generator, motion_predictor=predictor).save_pretrained(folder)
+    folder = config.export_dir
+    TalkingFacePipeline(generator=generator, motion_predictor=predictor).save_pretrained(folder)
     (folder / "training.yaml").write_text(config.to_yaml())
     return folder
 
@@ -51,10 +49,8 @@ def export_checkpoint(run_dir: str | Path, checkpoint: str | Path | None = None,
     checkpoint = Path(checkpoint) if checkpoint else latest_checkpoint(run_dir)
     if checkpoint is None:
         raise TalkingError(f"{run_dir} has no complete checkpoint")
-    generator = None
-    if config.stage == "man":
-        ema = checkpoint / EMA_FOLDER
-        generator = load_model(ema if ema.is_dir() else checkpoint / GENERATOR_FOLDER).eval()
+    ema = checkpoint / EMA_FOLDER
+    generator = load_model(ema if ema.is_dir() else checkpoint / GENERATOR_FOLDER).eval()
     predictor = load_model(checkpoint / PREDICTOR_FOLDER).eval()
     step = json.loads((checkpoint / "step.json").read_text())["step"]
     config = dataclasses.replace(config, export_to=str(out) if out else config.export_to, steps=step)

@@ -1,4 +1,4 @@
-"""The training loop of both stages, on Hugging Face Accelerate.
+"""The training loop of the MAN generator (stage "man"), on Hugging Face Accelerate.
 
 One loop serves a laptop CPU, ``torchrun --nproc_per_node 2`` on CPU (gloo) and
 ``accelerate launch`` on many GPUs with mixed precision: Accelerate places the models, wraps them
@@ -11,6 +11,9 @@ schedule (``get_scheduler``), an EMA of the generator is kept for export, and Ac
 and load hooks write each network as a save_pretrained folder in the checkpoint
 (:mod:`talking.training.checkpoints`). ``resume=True`` continues from the newest checkpoint to the
 very weights of an uninterrupted run.
+
+The motion predictor is not trained here (train/train_motion.py trains it): it is loaded, draws
+each frame's motion from the true landmarks, and is saved with every checkpoint and the export.
 """
 
 from __future__ import annotations
@@ -44,15 +47,15 @@ from talking.training.checkpoints import (
 )
 from talking.training.config import TrainConfig
 from talking.training.export import export_models
-from talking.training.steps import discriminator_step, generator_step, motion_step, self_fed_history
+from talking.training.steps import discriminator_step, generator_step
 from talking.training.validation import log_samples, validate, validation_loader
 
 
 def build(config: TrainConfig):
     """Models of the run (generator, predictor, discriminator), seeded by ``config.seed``.
 
-    ``init_from`` loads the motion predictor of a folder that has one (a stage "motion" run's
-    export, or a pipeline); ``init_pipeline`` a pipeline's generator and predictor (see
+    ``init_from`` loads the motion predictor of a folder that has one (train_motion.py's
+    ``<output_dir>/<variant>``, or a pipeline); ``init_pipeline`` a pipeline's generator and predictor (see
     :class:`TrainConfig`); the networks are of the classes their folders name.
     """
     set_seed(config.seed)  # before building the models, so the seed decides their init
@@ -86,21 +89,18 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(config.to_yaml())  # the resolved recipe
-        accelerator.init_trackers("train", config={"stage": config.stage, "variant": config.variant,
-                                                   "seed": config.seed, "steps": config.steps})
+        accelerator.init_trackers("train", config={"variant": config.variant, "seed": config.seed,
+                                                   "steps": config.steps})
 
     # 1. models, optimisers and their schedules
     generator, predictor, discriminator = build(config)
-    if config.stage == "motion":
-        names, models, groups = [PREDICTOR_FOLDER], [predictor], [list(predictor.parameters())]
-        rates = [config.learning_rate]
-    else:
-        names = [GENERATOR_FOLDER, PREDICTOR_FOLDER, DISCRIMINATOR_FOLDER]
-        models = [generator, predictor, discriminator]
-        groups = [[*generator.parameters(), *predictor.parameters()], list(discriminator.parameters())]
-        rates = [config.learning_rate, config.discriminator_learning_rate]
-    optimizers = [torch.optim.Adam(group, rate, betas=tuple(config.betas)) for group, rate in zip(
-        groups, rates, strict=True)]
+    # The predictor is fixed: outside the optimisers and outside DDP (which refuses a module with
+    # nothing to train); only placed on the device.
+    predictor = predictor.requires_grad_(False).eval().to(accelerator.device)
+    names, models = [GENERATOR_FOLDER, DISCRIMINATOR_FOLDER], [generator, discriminator]
+    rates = [config.learning_rate, config.discriminator_learning_rate]
+    optimizers = [torch.optim.Adam(model.parameters(), rate, betas=tuple(config.betas))
+                  for model, rate in zip(models, rates, strict=True)]
     # Accelerate steps a prepared schedule once per process at each optimisation step
     schedulers = [get_scheduler(config.lr_scheduler, optimizer,
                                 num_warmup_steps=config.lr_warmup_steps * accelerator.num_processes,
@@ -108,11 +108,10 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
                   for optimizer in optimizers]
     ema = (EMAModel(generator.parameters(), decay=config.ema_decay, model_cls=type(generator),
                     model_config=generator.config)
-           if config.ema_decay and config.stage == "man" else None)
+           if config.ema_decay else None)
 
     # 2. data
-    dataset = TrainingFrames(config.corpus, "train", with_flow=config.variant == "optical",
-                             seed=config.seed, align_to_source=config.align_to_source,
+    dataset = TrainingFrames(config.corpus, "train", seed=config.seed, align_to_source=config.align_to_source,
                              closed_source=config.closed_source)
     sampler_generator = torch.Generator().manual_seed(config.seed)
     loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, drop_last=True,
@@ -125,7 +124,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     schedulers, loader = list(prepared[n + k:n + 2 * k]), prepared[-1]
     if ema is not None:
         ema.to(accelerator.device)
-    register_folder_hooks(accelerator, names, ema)
+    register_folder_hooks(accelerator, names, ema, fixed={PREDICTOR_FOLDER: predictor})
 
     # 3. resume
     start = 0
@@ -146,7 +145,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     started, done_at_start, step = time.perf_counter(), start, start
     while step < config.steps:
         batch = next(batches)
-        logs = _step(config, models, optimizers, schedulers, batch, accelerator, step)
+        logs = _step(config, models, predictor, optimizers, schedulers, batch, accelerator)
         if not accelerator.sync_gradients:
             continue
         step += 1
@@ -159,11 +158,11 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
             logs.update(samples_per_second=rate, lr=schedulers[0].get_last_lr()[0])
             accelerator.log({f"train/{k}": v for k, v in logs.items()}, step=step)
             progress.set_postfix({k: f"{v:.3g}" for k, v in logs.items() if k in _SHOWN})
-        if config.stage == "man" and step % config.sample_every == 0:
-            log_samples(accelerator, batch, models, step)
+        if step % config.sample_every == 0:
+            log_samples(accelerator, batch, models[0], predictor, step)
         if step % config.save_every == 0 or step == config.steps:
             if validation is not None:
-                validate(config, accelerator, models, validation, step)
+                validate(config, accelerator, models, predictor, validation, step)
             save_checkpoint(accelerator, run_dir, step, config.checkpoints_total_limit)
     progress.close()
 
@@ -175,8 +174,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
             {"step": config.steps, "replica_checksums": checksums.tolist(), **_provenance()}, indent=1))
         if not torch.equal(checksums, checksums[:1].expand_as(checksums)):
             raise RuntimeError(f"the processes' weights diverged: {checksums.tolist()}")
-        unwrapped = [accelerator.unwrap_model(m) for m in models]
-        generator, predictor = unwrapped[:2] if config.stage == "man" else (None, unwrapped[0])
+        generator = accelerator.unwrap_model(models[0])
         with _averaged(ema, generator):
             export_models(config, generator, predictor)
     # Leave together: a rank that tears gloo down while the gather's work is still being freed
@@ -186,7 +184,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     return run_dir
 
 
-_SHOWN = ("total", "d_total", "mouth_l1", "lip_box_l1", "flow", "heatmap", "samples_per_second")
+_SHOWN = ("total", "d_total", "mouth_l1", "lip_box_l1", "opening_l1", "samples_per_second")
 
 
 @contextlib.contextmanager
@@ -226,51 +224,19 @@ def _batches(accelerator, loader, start: int, per_epoch: int, sampler_generator,
         epoch, skip = epoch + 1, 0
 
 
-def _history(config: TrainConfig, models, batch, step: int) -> tuple[torch.Tensor | None, str]:
-    """The step's history (None: the ground truth) and which kind it is, by one coin per step.
-
-    The coin is seeded by the optimisation step alone, so a resumed run makes the same choices
-    as an uninterrupted one, and every micro-batch of a step the same choice.
-    """
-    coin = torch.rand((), generator=torch.Generator().manual_seed(config.seed * 100_003 + step)).item()
-    self_feed = config.self_feed_probability(step) if config.stage == "man" else 0.0
-    if coin < self_feed:
-        generator, predictor = models[:2]
-        return self_fed_history(generator, predictor, batch), "self_fed"
-    if coin < self_feed + config.history_dropout:
-        return batch["source"][:, None].expand_as(batch["history"]), "source"
-    return None, "truth"
-
-
-def _step(config: TrainConfig, models, optimizers, schedulers, batch, accelerator, step: int) -> dict:
-    """One micro-batch of optimisation step ``step``; the optimisers step when it completes one."""
-    history, kind = _history(config, models, batch, step)
-    if config.stage == "motion":
-        (predictor,), (optimizer,), (schedule,) = models, optimizers, schedulers
-        with accelerator.accumulate(predictor):
-            total, terms = motion_step(predictor, batch, config.loss, history)
-            accelerator.backward(total)
-            _clip(config, accelerator, predictor)
-            optimizer.step()
-            schedule.step()
-            optimizer.zero_grad(set_to_none=True)
-        return {"total": total.item(), **{k: v.item() for k, v in terms.items()}}
-
-    generator, predictor, discriminator = models
+def _step(config: TrainConfig, models, predictor, optimizers, schedulers, batch, accelerator) -> dict:
+    """One micro-batch; the optimisers step when it completes an optimisation step."""
+    generator, discriminator = models
     (g_optimizer, d_optimizer), (g_schedule, d_schedule) = optimizers, schedulers
-    coin = torch.rand((), generator=torch.Generator().manual_seed(config.seed * 100_019 + step + 1))
-    given_true_motion = coin.item() < config.true_motion
     judge = accelerator.unwrap_model(discriminator)  # outside DDP: the generator's loss never syncs D
-    with accelerator.accumulate(generator, predictor), frozen(judge):  # no generator gradient on D
-        total, terms, fake = generator_step(generator, predictor, judge, batch, config.loss, history,
-                                            given_true_motion)
+    with accelerator.accumulate(generator), frozen(judge):  # no generator gradient on D
+        total, terms, fake = generator_step(generator, predictor, judge, batch, config.loss)
         accelerator.backward(total)
-        _clip(config, accelerator, generator, predictor)
+        _clip(config, accelerator, generator)
         g_optimizer.step()
         g_schedule.step()
         g_optimizer.zero_grad(set_to_none=True)
-    logs = {"total": total.item(), "self_fed": float(kind == "self_fed"),
-            "true_motion": float(given_true_motion), **{k: v.item() for k, v in terms.items()}}
+    logs = {"total": total.item(), **{k: v.item() for k, v in terms.items()}}
     if config.loss.uses_discriminator:  # with every GAN weight at 0 nothing would train it
         # The discriminator's own accumulation context: a second accelerator.accumulate would
         # count this micro-batch twice, so it follows the one above (no DDP sync until its end).
@@ -306,7 +272,7 @@ def _checksum(model: torch.nn.Module) -> torch.Tensor:
     return sum(p.detach().double().sum() * (i + 1) for i, p in enumerate(model.parameters()))
 
 
-def main(stage: str, argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     """Command line of the train/ scripts: ``--config RECIPE.yaml [--set KEY=VALUE ...] [--resume]``.
 
     Hyper-parameters come from the recipe and ``--set``; devices and processes from
@@ -317,7 +283,7 @@ def main(stage: str, argv: list[str] | None = None) -> None:
     from talking.errors import TalkingError
     from talking.training.config import load_config
 
-    parser = argparse.ArgumentParser(description=f"Train stage '{stage}' of MAN.")
+    parser = argparse.ArgumentParser(description="Train the MAN generator (stage 'man').")
     parser.add_argument("--config", required=True, help="the run's recipe (see train/configs/)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a recipe value, e.g. --set steps=2 --set loss.l1=2 (repeatable)")
@@ -327,6 +293,4 @@ def main(stage: str, argv: list[str] | None = None) -> None:
         config = load_config(args.config, args.set)
     except (TalkingError, ValueError, TypeError) as error:
         parser.error(str(error))
-    if config.stage != stage:
-        parser.error(f"{args.config} is a stage '{config.stage}' config; this script trains '{stage}'")
     train(config, resume=args.resume)
