@@ -9,14 +9,16 @@ detail. Here every frame is made from the photo at its full resolution:
    transform's inverse) and warps the photo's own pixels (bicubic);
 2. the generator's rendering enters only where the photo has nothing to show: inside the mouth
    opening that the frame's landmarks predict (:func:`opening_weight`), where the generator's
-   blend mask also asks for it (:func:`rendering_weight`); upsampled, colour-matched to the
-   photo's skin and feathered;
+   blend mask also asks for it (:func:`rendering_weight`); upsampled and feathered. Its colours
+   are not re-matched to the skin: the skin is the photo's own now, and the generator's rendering
+   outside the mouth (never shown) says nothing about the colours inside it (matching one to the
+   other turned rendered teeth pink on real photos);
 3. both act only inside the *motion zone*, a feathered ellipse over mouth, chin and jaw (in the
    canonical crop); outside it the photo's pixels are copied unchanged, so eyes, brows, nose,
    hair and background keep the photo's exact pixels, and at its edge motion and rendering fade
    to nothing, so there is no seam.
 
-The per-clip work (the zone in the photo, the sampling grids, the colour transfer) is done once;
+The per-clip work (the zone in the photo, the sampling grids) is done once;
 a frame costs two small affine resamplings of the flow and of the rendering and one remap of the
 zone's pixels, independent of the photo's size outside the face.
 """
@@ -33,11 +35,6 @@ import numpy as np
 ZONE_CENTER = (0.50, 0.80)
 ZONE_AXES = (0.33, 0.24)
 FEATHER = 0.03  # Gaussian sigma of the zone's edge, as a fraction of the crop side
-# Skin sampled for colour matching: cheeks and chin beside the mouth, inside the zone.
-SKIN_BOX = (0.22, 0.64, 0.78, 0.94)  # x0, y0, x1, y1
-MOUTH_BOX = (0.34, 0.64, 0.66, 0.88)
-
-
 def ellipse_weight(resolution: int, center: tuple[float, float], axes: tuple[float, float],
                    feather: float = FEATHER) -> np.ndarray:
     """(R, R) float32 weight: 1 inside the ellipse, a Gaussian edge of sigma ``feather * R``
@@ -51,32 +48,6 @@ def ellipse_weight(resolution: int, center: tuple[float, float], axes: tuple[flo
         core = cv2.GaussianBlur(core, (2 * radius + 1,) * 2, feather * resolution)
     core[core < 1 / 512] = 0.0  # no faint halo: below half a grey level the photo stays exact
     return core
-
-
-def skin_region(resolution: int) -> np.ndarray:
-    """(R, R) bool: the cheeks and chin around the mouth in the canonical crop (mouth excluded)."""
-    region = np.zeros((resolution, resolution), bool)
-    x0, y0, x1, y1 = (round(v * resolution) for v in SKIN_BOX)
-    region[y0:y1, x0:x1] = True
-    x0, y0, x1, y1 = (round(v * resolution) for v in MOUTH_BOX)
-    region[y0:y1, x0:x1] = False
-    return region
-
-
-def colour_statistics(crop: np.ndarray, region: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and standard deviation (3,), (3,) of ``crop`` (R, R, 3) in ``region``."""
-    pixels = crop[region].astype(np.float64)
-    return pixels.mean(axis=0), pixels.std(axis=0)
-
-
-def colour_transfer_lut(source: tuple[np.ndarray, np.ndarray],
-                        target: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """(1, 256, 3) uint8 per-channel lookup table mapping mean/std ``source`` onto ``target``
-    (gain clipped to [0.5, 2] so that a flat region cannot blow the colours up)."""
-    gain = np.clip(target[1] / np.maximum(source[1], 1e-3), 0.5, 2.0)
-    values = np.arange(256, dtype=np.float64)[:, None]
-    table = (values - source[0]) * gain + target[0]
-    return np.clip(table + 0.5, 0, 255).astype(np.uint8)[None]
 
 
 INNER_LIPS = list(range(60, 68))  # iBUG-68 inner-lip contour
@@ -108,12 +79,11 @@ class Compositor:
     Args:
         photo: (H, W, 3) uint8 RGB, the user's photo at its own resolution.
         matrix: (2, 3) affine from photo pixels to crop pixels (``AlignedFace.matrix``).
-        crop: (R, R, 3) uint8, the aligned crop the generator saw (colour reference).
+        resolution: side R of the crops it is given.
     """
 
-    def __init__(self, photo: np.ndarray, matrix: np.ndarray, crop: np.ndarray,
+    def __init__(self, photo: np.ndarray, matrix: np.ndarray, resolution: int,
                  feather: float = FEATHER) -> None:
-        resolution = crop.shape[0]
         self.photo = photo
         self.resolution = resolution
         zone = ellipse_weight(resolution, ZONE_CENTER, ZONE_AXES, feather)
@@ -136,10 +106,6 @@ class Compositor:
                                      np.arange(y0, y1, dtype=np.float32))
         self.grid = (grid_x, grid_y)
         self.turn = to_photo[:, :2].astype(np.float32)  # crop-pixel vectors -> photo-pixel vectors
-        # 3. colour: the rendering's skin is matched to the photo's, fitted on the first frame
-        self.skin = skin_region(resolution)
-        self.target = colour_statistics(crop, self.skin)
-        self.lut: np.ndarray | None = None
 
     def _to_box(self, image: np.ndarray, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
         """Crop-space ``image`` (R, R[, C]) resampled onto the zone's box in the photo."""
@@ -161,10 +127,8 @@ class Compositor:
         move_y = (self.turn[1, 0] * dx + self.turn[1, 1] * dy) * zone
         warped = cv2.remap(self.photo, self.grid[0] + move_x, self.grid[1] + move_y,
                            interpolation=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
-        # 2. the rendering where the photo has nothing to show, colour-matched and feathered
-        if self.lut is None:
-            self.lut = colour_transfer_lut(colour_statistics(rendering, self.skin), self.target)
-        rendered = self._to_box(cv2.LUT(rendering, self.lut), cv2.INTER_CUBIC)
+        # 2. the rendering where the photo has nothing to show, feathered
+        rendered = self._to_box(rendering, cv2.INTER_CUBIC)
         alpha = self._to_box(np.ascontiguousarray(weight, dtype=np.float32))[..., None] * self.zone
         top, left, bottom, right = self.box
         blended = warped + alpha * (rendered.astype(np.float32) - warped)

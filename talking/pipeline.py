@@ -162,7 +162,7 @@ class TalkingFacePipeline(DiffusionPipeline):
         # 5. render and composite the frames, lazily
         source = torch.from_numpy(aligned.crop).permute(2, 0, 1).float() / 127.5 - 1  # (3, R, R)
         landmarks = torch.from_numpy(aligned.landmarks).float()  # (68, 2) crop pixels
-        compositor = None if crop_only else Compositor(photo, aligned.matrix, aligned.crop)
+        compositor = None if crop_only else Compositor(photo, aligned.matrix, self.resolution)
         frames = self.generate_frames(source, landmarks, parameters, windows, batch_size=batch_size)
         return TalkingFaceOutput(
             frames=_finish(frames, compositor, len(windows), callback),
