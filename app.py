@@ -249,8 +249,9 @@ def build_app(checkpoint: str | os.PathLike = HERE / "checkpoints", device: str 
                      for v, name in VARIANTS.items()], value=default_variant, label="Model")
                 with gr.Accordion("Advanced", open=False):
                     seed = gr.Number(None, precision=0, minimum=0, label="Seed",
-                                     info="Empty: the most likely motion. A number samples a "
-                                          "variation; the same number gives the same video.")
+                                     info="Empty: the predicted motion. A number draws a speaking "
+                                          "style (how wide the mouth opens); the same number gives "
+                                          "the same video.")
                     crop_only = gr.Checkbox(
                         False, label="Crop only",
                         info="Return the aligned face crop talking, without pasting it back "

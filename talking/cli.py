@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import signal
 import sys
 import types
@@ -92,36 +93,25 @@ def _features(args: argparse.Namespace) -> int:
     return 0
 
 
-def _prepare_flags(parser: argparse.ArgumentParser) -> None:
-    from talking.prepare import PrepareConfig
+def config_command(name: str, help_text: str, module: str, config: str, run: str) -> None:
+    """Register subcommand ``name`` whose flags are dataclass ``module.config`` and which calls
+    ``module.run(config)``; the module is imported only when the command runs or shows its help."""
 
-    add_dataclass_arguments(parser, PrepareConfig)
+    def configure(parser: argparse.ArgumentParser) -> None:
+        add_dataclass_arguments(parser, getattr(importlib.import_module(module), config))
 
+    def execute(args: argparse.Namespace) -> int:
+        loaded = importlib.import_module(module)
+        getattr(loaded, run)(dataclass_from_args(getattr(loaded, config), args))
+        return 0
 
-@command("prepare", "turn a folder of real talking-face videos (GRID, CREMA-D, LRS, VoxCeleb, "
-         "HDTF) into a corpus of aligned clips", _prepare_flags)
-def _prepare(args: argparse.Namespace) -> int:
-    from talking.prepare import PrepareConfig, prepare_corpus
-
-    config = dataclass_from_args(PrepareConfig, args)
-    prepare_corpus(config)
-    return 0
-
-
-def _corpus_flags(parser: argparse.ArgumentParser) -> None:
-    from talking.corpus.build import CorpusConfig
-
-    add_dataclass_arguments(parser, CorpusConfig)
+    COMMANDS[name] = (help_text, configure, execute)
 
 
-@command("corpus", "build the synthetic audio-visual speech corpus (espeak-ng speech, drawn talking "
-         "faces, exact ground truth)", _corpus_flags)
-def _corpus(args: argparse.Namespace) -> int:
-    from talking.corpus.build import CorpusConfig, build_corpus
-
-    config = dataclass_from_args(CorpusConfig, args)
-    build_corpus(config)
-    return 0
+config_command("prepare", "turn a folder of real talking-face videos (GRID, CREMA-D, LRS, VoxCeleb, "
+               "HDTF) into a corpus of aligned clips", "talking.prepare", "PrepareConfig", "prepare_corpus")
+config_command("corpus", "build the synthetic audio-visual speech corpus (espeak-ng speech, drawn talking "
+               "faces, exact ground truth)", "talking.corpus.build", "CorpusConfig", "build_corpus")
 
 
 def _generate_flags(parser: argparse.ArgumentParser) -> None:

@@ -40,7 +40,7 @@ CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
 # libx264 "veryfast" encodes 720p 2.4x faster than "medium" on 2 cores, with files no larger
 # (the background of a talking-head video is static), so the encoder never holds the model up.
 ENCODER_PRESET = "veryfast"
-MAX_SEED = 2**64 - 1  # torch.Generator.manual_seed's range
+MAX_SEED = 2**64 - 1  # seeds are 64-bit, as torch's and numpy's generators take them
 MAX_THREADS = 1024
 
 
@@ -56,7 +56,8 @@ class GenerateOptions:
     device: str = dataclasses.field(default="auto", metadata={
         "help": "torch device: cpu, cuda, cuda:1, mps; auto = cuda when available, else cpu"})
     seed: int | None = dataclasses.field(default=None, metadata={
-        "help": "sample the motion with this seed; none = its mean, the most likely motion"})
+        "help": "draw a speaking style with this seed (how wide the mouth opens, 0.8-1.25 times "
+                "the predicted opening); none = as predicted"})
     crop_only: bool = dataclasses.field(default=False, metadata={
         "help": "write the aligned face crops at the model's resolution, not the whole photo"})
     text: str | None = dataclasses.field(default=None, metadata={

@@ -71,13 +71,12 @@ class PrepareConfig:
                                      metadata={"help": "worker processes; 0 means one per core"})
 
     def __post_init__(self) -> None:
-        if self.resolution < 16 or self.smooth_seconds < 0:
-            raise ValueError("need resolution >= 16 and smooth_seconds >= 0")
+        if self.resolution < 16 or self.smooth_seconds < 0 or self.workers < 0:
+            raise ValueError("need resolution >= 16, smooth_seconds >= 0 and workers >= 0 (0: one per "
+                             f"core), got {self.resolution}, {self.smooth_seconds}, {self.workers}")
         if not (0 <= self.val_fraction and 0 <= self.test_fraction
                 and self.val_fraction + self.test_fraction < 1):
             raise ValueError("need val_fraction, test_fraction >= 0 with a sum below 1")
-        if self.workers < 0:
-            raise ValueError(f"workers must be >= 0, got {self.workers}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -71,7 +71,7 @@ class MotionOutput(BaseOutput):
 
 
 def normalise_audio(mel: torch.Tensor, pitch: torch.Tensor, energy: torch.Tensor,
-                    valid: torch.Tensor | None = None) -> torch.Tensor:
+                    valid: torch.Tensor | None = None, pitch_bins: int = PITCH_BINS) -> torch.Tensor:
     """Per-utterance normalised frame features (B, N, W, n_mels + 3).
 
     mel (B, N, W, n_mels) log-mel, pitch (B, N, W) int bins (0 unvoiced), energy (B, N, W)
@@ -95,7 +95,8 @@ def normalise_audio(mel: torch.Tensor, pitch: torch.Tensor, energy: torch.Tensor
     pitch = pitch.to(mel.dtype)
     median = torch.stack([p[v].median() if v.any() else p.new_zeros(())
                           for p, v in zip(pitch, voiced, strict=True)])  # (B,)
-    relative_pitch = torch.where(voiced, (pitch - median[:, None, None]) / 32.0, 0.0)
+    # an eighth of the quantiser's range (about half an octave at 256 bins over 50-800 Hz) -> 1
+    relative_pitch = torch.where(voiced, (pitch - median[:, None, None]) / (pitch_bins / 8), 0.0)
     extra = torch.stack([relative_energy, voiced.to(mel.dtype), relative_pitch], dim=-1)
     return torch.cat([mel, extra], dim=-1)
 
@@ -105,12 +106,12 @@ class MotionPredictor(ModelMixin, ConfigMixin):
 
     Args:
         resolution: side of the canonical crop the landmarks live in.
-        n_mels: mel bands of the audio windows.
-        audio_window: mel frames per video frame's window.
-        pitch_bins: pitch quantisation of the audio front-end (bin 0 = unvoiced).
         channels: width of the frame encoder.
         hidden: width of the GRU that carries the motion from frame to frame.
         lookahead: video frames of audio context on each side of a frame.
+        n_mels: mel bands of the audio windows.
+        audio_window: mel frames per video frame's window.
+        pitch_bins: pitch quantisation of the audio front-end (bin 0 = unvoiced).
     """
 
     variant: ClassVar[str]  # "optical" or "keypoint"
@@ -121,12 +122,12 @@ class MotionPredictor(ModelMixin, ConfigMixin):
     def __init__(
         self,
         resolution: int = RESOLUTION,
-        n_mels: int = N_MELS,
-        audio_window: int = AudioConfig().window,
-        pitch_bins: int = PITCH_BINS,
         channels: int = 96,
         hidden: int = 96,
         lookahead: int = 2,
+        n_mels: int = N_MELS,
+        audio_window: int = AudioConfig().window,
+        pitch_bins: int = PITCH_BINS,
     ) -> None:
         super().__init__()
         if channels < 1 or hidden < 1 or lookahead < 0:
@@ -151,7 +152,7 @@ class MotionPredictor(ModelMixin, ConfigMixin):
                 valid: torch.Tensor | None = None) -> MotionOutput:
         """mel (B, N, W, n_mels), pitch (B, N, W) int64, energy (B, N, W): the windows of N
         consecutive video frames; ``valid`` (B, N) marks real frames of a padded batch."""
-        features = normalise_audio(mel, pitch, energy, valid)  # (B, N, W, n_mels + 3)
+        features = normalise_audio(mel, pitch, energy, valid, self.config.pitch_bins)  # (B, N, W, n_mels + 3)
         b, n = features.shape[:2]
         # 1. one embedding per frame from its window
         frames = self.frame_encoder(features.flatten(0, 1).transpose(1, 2))[..., 0]  # (B*N, C)
