@@ -47,17 +47,19 @@ def face_landmarks() -> torch.Tensor:
     """(68, 2) a face in the crop: a ring of points, the lips closed around (16, 24)."""
     angles = torch.linspace(0, 6.28, 68)
     points = torch.stack([16 + 12 * torch.cos(angles), 14 + 10 * torch.sin(angles)], dim=1)
-    points[60:68] = torch.tensor([(10, 24), (13, 24), (16, 24), (19, 24), (22, 24), (19, 24), (16, 24), (13, 24)],
-                                 dtype=torch.float32)
+    inner_lips = [(10, 24), (13, 24), (16, 24), (19, 24), (22, 24), (19, 24), (16, 24), (13, 24)]
+    points[60:68] = torch.tensor(inner_lips, dtype=torch.float32)
     return points
 
 
 def generate(pipe: TalkingFacePipeline, frames: int = 7, parameters=None, **kwargs):
-    parameters = pipe.motion_predictor.predict_parameters(windows(frames)) if parameters is None else parameters
+    if parameters is None:
+        parameters = pipe.motion_predictor.predict_parameters(windows(frames))
     return list(pipe.generate_frames(source_image(), face_landmarks(), parameters, windows(frames), **kwargs))
 
 
-@pytest.mark.parametrize(("variant", "predictor"), [("optical", "FlowMotion"), ("keypoint", "KeypointMotion")])
+@pytest.mark.parametrize(("variant", "predictor"),
+                         [("optical", "FlowMotion"), ("keypoint", "KeypointMotion")])
 def test_pipeline_saves_as_one_folder_and_reloads_to_the_same_frames(variant, predictor, tmp_path):
     pipe = tiny_pipeline(variant)
     pipe.save_pretrained(tmp_path)
@@ -83,7 +85,8 @@ def test_generate_frames_yields_one_frame_per_window_as_a_stream(variant):
     first = next(stream)  # streamed: available before the rest are made
     parts = [first, *stream]
     assert len(parts) == 7
-    assert parts[0].crop.shape == (3, RESOLUTION, RESOLUTION) and parts[0].flow.shape == (2, RESOLUTION, RESOLUTION)
+    assert parts[0].crop.shape == (3, RESOLUTION, RESOLUTION)
+    assert parts[0].flow.shape == (2, RESOLUTION, RESOLUTION)
     assert all(p.crop.min() >= -1 and p.crop.max() <= 1 for p in parts)
 
 

@@ -206,8 +206,21 @@ class MotionPredictor(ModelMixin, ConfigMixin):
 
     @staticmethod
     def flow(source_landmarks: torch.Tensor, landmarks: torch.Tensor, size: int) -> torch.Tensor:
-        """(B, 2, size, size) backward flow moving the photo's landmarks to ``landmarks``."""
-        return thin_plate_flow(source_landmarks, landmarks, size)
+        """(B, 2, size, size) backward flow moving the photo's landmarks to ``landmarks``.
+
+        Where the lips meet or cross (a lower inner-lip point less than a pixel below the upper
+        one facing it: an open photo's opening is only estimated), each facing pair becomes one
+        point at their middle, taken from the middle of the pair in the photo: two controls at
+        one place pulling towards different sources, or crossed, fold the spline into ripples
+        across the mouth (seen when an open smile closes)."""
+        source, target = source_landmarks.clone(), landmarks.clone()
+        upper, lower = INNER_LIP_UPPER, INNER_LIP_LOWER
+        closed = (target[:, lower, 1:] - target[:, upper, 1:]) < 1.0  # (B, 3, 1): met or crossed
+        for points in (source, target):
+            middle = (points[:, upper] + points[:, lower]) / 2
+            points[:, upper] = torch.where(closed, middle, points[:, upper])
+            points[:, lower] = torch.where(closed, middle, points[:, lower])
+        return thin_plate_flow(source, target, size)
 
 
 class FlowMotion(MotionPredictor):
