@@ -213,8 +213,10 @@ def test_features_computed_in_chunks_equal_the_whole_clip_computation():
     whole = extract_features(wav, chunk_frames=10**6)
     for chunk in (32, 64, 100):
         chunked = extract_features(wav, chunk_frames=chunk)
-        np.testing.assert_array_equal(chunked.mel, whole.mel)
-        np.testing.assert_array_equal(chunked.energy, whole.energy)
+        # OpenBLAS may round a matrix product of another row count differently in the last bit
+        # (seen with numpy 2.4's OpenBLAS 0.3.31): equal to float32 precision, not bit for bit
+        np.testing.assert_allclose(chunked.mel, whole.mel, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(chunked.energy, whole.energy, rtol=0, atol=1e-5)
         np.testing.assert_array_equal(chunked.pitch, whole.pitch)
     assert (whole.pitch > 0).mean() > 0.4  # the pitch tracker had voiced frames to agree on
 
