@@ -80,11 +80,10 @@ def make_inputs(folder: Path, photo_side: int,
     import numpy as np
     import soundfile
 
-    from talking.config import SAMPLE_RATE
+    from talking.config import MOUTH_PARAMETERS, SAMPLE_RATE
     from talking.corpus.appearance import sample_face_style, sample_scene_style
     from talking.corpus.geometry import face_frame
     from talking.corpus.render import FaceRenderer
-    from talking.corpus.visemes import MOUTH_PARAMETERS
     from talking.speech import synthesize
 
     rng = np.random.default_rng(1)

@@ -20,11 +20,10 @@ import numpy as np
 import soundfile
 from PIL import Image
 
-from talking.config import SAMPLE_RATE
+from talking.config import MOUTH_PARAMETERS, SAMPLE_RATE
 from talking.corpus.appearance import sample_face_style, sample_scene_style
 from talking.corpus.geometry import face_frame
 from talking.corpus.render import FaceRenderer
-from talking.corpus.visemes import MOUTH_PARAMETERS
 from talking.face import detect_face
 from talking.speech import Voice, synthesize
 
