@@ -47,7 +47,7 @@ import torch
 from tqdm import tqdm
 
 from talking import ibug, metrics
-from talking.data import Clip, load_split
+from talking.data import Clip, load_index, load_split
 from talking.errors import TalkingError
 from talking.landmarks import FaceTrack, LandmarkEstimator, clip_targets, estimate
 from talking.pose import register_frames
@@ -144,6 +144,9 @@ def baseline_methods(options: EvaluateOptions) -> dict[str, Method]:
 
     if not options.baselines:
         return {}
+    if load_index(options.corpus).get("source") != "synthetic":
+        # a prepared real corpus: the energy and true-mouth baselines re-render the corpus's drawn faces
+        return {"static": static_frames}
     return {"static": static_frames, "energy": lambda clip: energy_frames(clip, options.corpus),
             TRUE_MOUTH: lambda clip: true_mouth_frames(clip, options.corpus)}
 

@@ -120,7 +120,7 @@ def test_clips_have_landmarks_that_follow_the_lips(corpus):
 
 
 def test_a_prepared_corpus_trains_with_align_to_source_and_has_evaluation_references(corpus):
-    from talking.evaluate import clip_reference
+    from talking.evaluate import EvaluateOptions, baseline_methods, clip_reference
     from talking.training.batches import TrainingFrames
 
     _, out, _ = corpus
@@ -130,6 +130,8 @@ def test_a_prepared_corpus_trains_with_align_to_source_and_has_evaluation_refere
     reference = clip_reference(frames.clips[0])
     assert reference.eye_openness.shape == reference.jaw.shape == (frames.clips[0].num_frames,)
     assert reference.jaw.max() > 0.15 > 0.05 > reference.jaw.min()  # jaw_open units, as read
+    # the baselines that re-render the corpus's drawn faces have nothing to re-render here
+    assert list(baseline_methods(EvaluateOptions(corpus=str(out)))) == ["static"]
 
 
 def test_clip_audio_lasts_as_long_as_its_frames(corpus):

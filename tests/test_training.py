@@ -299,7 +299,6 @@ def test_the_generator_renders_from_the_motion_of_the_true_landmarks(corpus, var
     photo moved by that flow, exactly as inference composes it."""
     from talking.composite import opening_weight
     from talking.models import build_models, landmarks_to_heatmaps, warp
-    from talking.models.thin_plate import thin_plate_flow
     from talking.training.batches import TrainingFrames
     from talking.training.config import LossWeights
     from talking.training.steps import generator_step
@@ -312,7 +311,7 @@ def test_the_generator_renders_from_the_motion_of_the_true_landmarks(corpus, var
     generator.eval().register_forward_pre_hook(lambda module, args: motions.append(args[1]))
     _, terms, fake = generator_step(generator, predictor, discriminator, batch, LossWeights(opening_l1=1.0))
 
-    flow = thin_plate_flow(batch["source_landmarks"], batch["landmarks"], 64)
+    flow = predictor.flow(batch["source_landmarks"], batch["landmarks"], 64)  # the thin-plate field
     expected = flow if variant == "optical" else landmarks_to_heatmaps(batch["landmarks"], 64)
     torch.testing.assert_close(motions[0], expected)
     assert flow.abs().amax() > 0.5  # the frames' mouths differ from the sources'
