@@ -25,6 +25,21 @@ def basis() -> np.ndarray:
     return fit_mouth_basis(styles=6, samples=15)
 
 
+@pytest.fixture
+def model(basis) -> FlowMotion:
+    """A motion predictor with the corpus's mouth basis (its network untrained)."""
+    predictor = FlowMotion(resolution=R)
+    predictor.basis.copy_(torch.from_numpy(basis))
+    return predictor
+
+
+def jaw_open(value: float) -> torch.Tensor:
+    """(1, P) mouth parameters with the jaw open by ``value``, the rest at rest."""
+    parameters = torch.zeros(1, len(MOUTH_PARAMETERS))
+    parameters[0, 0] = value
+    return parameters
+
+
 def face_points(mouth=None, resolution=R) -> torch.Tensor:
     """(1, 68, 2) landmarks of a face of the corpus renderer (mouth at rest unless given), in
     crop pixels."""
@@ -59,24 +74,18 @@ def test_thin_plate_flow_is_zero_without_motion_and_fades_towards_the_border():
     assert flow[:, :, 20:26, 20:26].abs().max() < 0.3  # the eyes stay put
 
 
-def test_opening_the_jaw_parts_the_lips_by_the_basis(basis):
-    model = FlowMotion(resolution=R)
-    model.basis.copy_(torch.from_numpy(basis))
+def test_opening_the_jaw_parts_the_lips_by_the_basis(model):
     rest = face_points()
-    jaw = torch.zeros(1, len(MOUTH_PARAMETERS))
-    jaw[0, 0] = 1.0
+    jaw = jaw_open(1.0)
     opened = model.landmarks(jaw, rest, model.source_parameters(rest))
     drawn = face_points(jaw[0].numpy())  # the renderer's own face with the jaw open
     assert mouth_opening(opened).item() == pytest.approx(mouth_opening(drawn).item(), rel=0.15)
     assert mouth_opening(opened).item() > mouth_opening(rest).item() + 0.05 * R
 
 
-def test_an_open_photo_closes_its_mouth_on_silence(basis):
-    model = FlowMotion(resolution=R)
-    model.basis.copy_(torch.from_numpy(basis))
+def test_an_open_photo_closes_its_mouth_on_silence(model):
     rest = face_points()
-    half = torch.zeros(1, len(MOUTH_PARAMETERS))
-    half[0, 0] = 0.6
+    half = jaw_open(0.6)
     open_photo = model.landmarks(half, rest, torch.zeros_like(half))
     state = model.source_parameters(open_photo)
     assert state[0, 0].item() == pytest.approx(0.6, abs=0.1)
@@ -154,14 +163,11 @@ def test_silence_keeps_the_mouth_at_rest_whatever_the_network_says():
 
 
 @pytest.mark.parametrize("left_open", [0.3, -1.5])  # px: nearly met, or crossed
-def test_closing_an_open_mouth_does_not_fold_the_image(basis, left_open):
+def test_closing_an_open_mouth_does_not_fold_the_image(model, left_open):
     """Facing inner lips that meet (or cross: a photo's opening is only estimated) become one
     control point; two controls at one place pulling apart fold the spline into ripples."""
-    model = FlowMotion(resolution=R)
-    model.basis.copy_(torch.from_numpy(basis))
     rest = face_points()
-    wide = torch.zeros(1, len(MOUTH_PARAMETERS))
-    wide[0, 0] = 0.8
+    wide = jaw_open(0.8)
     open_photo = model.landmarks(wide, rest, torch.zeros_like(wide))
     closed = model.landmarks(torch.zeros_like(wide), open_photo, model.source_parameters(open_photo))
     closed[:, INNER_LIP_LOWER, 1] += left_open
