@@ -124,8 +124,9 @@ class VideoWriter:
             audiofile=str(self._audio_file), audio_codec="aac", preset=self.preset,
             logfile=self._log,
             # moviepy asks libx264 for yuva420p, which ffmpeg downgrades to yuv420p with a warning.
+            # One encoder thread: the other core renders the next frames (2-core machines, Spaces).
             ffmpeg_params=["-map", "0:v:0", "-map", "1:a:0", "-crf", str(self.crf),
-                           "-pix_fmt", "yuv420p", "-movflags", "+faststart"])
+                           "-pix_fmt", "yuv420p", "-movflags", "+faststart", "-threads", "1"])
 
     def _abort(self) -> None:
         if self._writer is not None:
