@@ -87,9 +87,7 @@ def rows(variant: str, resolution: int, batch: int) -> list[tuple[str, int, Call
     g, p = generator.num_parameters(), predictor.num_parameters()
 
     def one_frame_per_frame_work() -> None:
-        moved = predictor.landmarks(parameters, photo, state)
-        flow = predictor.flow(anchors, moved, resolution)
-        m = flow if predictor.motion_type == "flow" else predictor.condition(anchors, moved)
+        _, m = predictor.drive(anchors, predictor.landmarks(parameters, photo, state))
         generator.render(source_features, m, generator_audio)
 
     return [
@@ -98,7 +96,7 @@ def rows(variant: str, resolution: int, batch: int) -> list[tuple[str, int, Call
          lambda: generator.render(source_features, motion, generator_audio)),
         (f"{name} over a clip (parameters)", p, lambda: predictor(*(a[None] for a in audio))),
         ("thin_plate_flow per frame", 0, lambda: predictor.flow(anchors, targets, resolution)),
-        (f"{name}.condition per frame", 0, lambda: predictor.condition(anchors, targets)),
+        (f"{name}.drive per frame (flow and motion input)", 0, lambda: predictor.drive(anchors, targets)),
         (f"generator + {name} per frame", g, one_frame_per_frame_work),
         ("MultiscaleDiscriminator forward", discriminator.num_parameters(),
          lambda: discriminator(x["source"], x["source"])),

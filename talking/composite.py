@@ -29,6 +29,9 @@ import math
 
 import cv2
 import numpy as np
+import torch
+
+from talking.models.flow import warp
 
 # The motion zone in [0, 1] crop coordinates: an ellipse over mouth, chin and jaw whose top stays
 # below the nose's tip (the eyes sit at y = 0.42, the lips at 0.74), feathered by FEATHER.
@@ -71,6 +74,26 @@ def rendering_weight(mask: np.ndarray, opening: np.ndarray) -> np.ndarray:
     """(R, R) weight of the generator's rendering: where the mouth is open and the generator's
     blend ``mask`` (its weight of the photo) does not keep the photo."""
     return (1.0 - mask) * opening
+
+
+def compose_crop(source: torch.Tensor, flow: torch.Tensor, rendering: torch.Tensor,
+                 mask: torch.Tensor | None,
+                 landmarks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Frames at crop resolution, as inference makes them and training learns them:
+    (crops (B, 3, R, R), the rendering's weight (B, R, R), the mouth opening (B, R, R)).
+
+    Args:
+        source: (B, 3, R, R) the aligned photo in [-1, 1]; flow: (B, 2, R, R) that moves it.
+        rendering: (B, 3, R, R) the generator's own rendering; mask: (B, 1, R, R) its weight of
+            the photo, or None (no blend mask: it renders wherever the mouth is open).
+        landmarks: (B, 68, 2) the frames' landmarks in crop pixels (their mouth opening).
+    """
+    size = source.shape[-1]
+    openings = np.stack([opening_weight(points, size) for points in landmarks.detach().cpu().numpy()])
+    opening = torch.from_numpy(openings).to(rendering)
+    weight = rendering_weight(mask[:, 0], opening) if mask is not None else opening
+    moved = warp(source, flow)
+    return moved + weight[:, None] * (rendering - moved), weight, opening
 
 
 class Compositor:

@@ -33,12 +33,11 @@ from diffusers.utils import BaseOutput
 from PIL import Image
 
 from talking.audio import AudioWindows, extract_features, load_audio
-from talking.composite import Compositor, opening_weight, rendering_weight
+from talking.composite import Compositor, compose_crop
 from talking.config import MAX_PHOTO_SIDE, MOUTH_PARAMETERS, SAMPLE_RATE, AudioConfig
 from talking.errors import TalkingError
 from talking.face import align_face
 from talking.image import load_image
-from talking.models.flow import warp
 from talking.models.generator import MANGenerator
 from talking.models.motion import MotionPredictor
 from talking.speech import Voice, synthesize
@@ -229,20 +228,15 @@ class TalkingFacePipeline(DiffusionPipeline):
             # 2. this batch's landmarks, the flow that moves the photo's onto them and the
             #    generator's motion input
             targets = predictor.landmarks(parameters[start:stop], source_landmarks, source_state)
-            anchors = source_landmarks.expand(count, -1, -1)
-            flow = predictor.flow(anchors, targets, self.resolution)  # (n, 2, R, R)
-            motion = flow if predictor.motion_type == "flow" else predictor.condition(anchors, targets)
+            flow, motion = predictor.drive(source_landmarks.expand(count, -1, -1), targets)
             # 3. render, and 4. keep the rendering only inside the predicted mouth opening
             mel = torch.from_numpy(windows.mel[start:stop]).to(device=device, dtype=dtype)
             pitch = torch.from_numpy(windows.pitch[start:stop]).to(device=device)
             energy = torch.from_numpy(windows.energy[start:stop]).to(device=device, dtype=dtype)
             audio = self.generator.encode_audio(mel, pitch, energy)  # {name: (n, A)}
             output = self.generator.render(features.expand(count), motion, audio)
-            mask = (output.mask if output.mask is not None else torch.zeros_like(output.frame[:, :1]))[:, 0]
-            openings = np.stack([opening_weight(points, self.resolution) for points in targets.cpu().numpy()])
-            weight = rendering_weight(mask, torch.from_numpy(openings).to(mask))  # (n, R, R)
-            moved = warp(source.expand(count, -1, -1, -1), flow)
-            crops = moved + weight[:, None] * (output.synthesised - moved)  # (n, 3, R, R)
+            crops, weight, _ = compose_crop(source.expand(count, -1, -1, -1), flow, output.synthesised,
+                                         output.mask, targets)  # (n, 3, R, R), (n, R, R)
             for i in range(count):
                 yield FrameParts(crops[i], output.synthesised[i], weight[i], flow[i])
 

@@ -203,9 +203,20 @@ class MotionPredictor(ModelMixin, ConfigMixin):
         the photo's landmarks (B, 68, 2) and mouth state (B, P)."""
         return source_landmarks + self.displacement(parameters - source_parameters)
 
+    def drive(self, source_landmarks: torch.Tensor,
+              landmarks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """For frames whose landmarks are ``landmarks`` (B, 68, 2), the photo's being
+        ``source_landmarks`` (B, 68, 2): the flow that moves the photo (B, 2, R, R) and the
+        generator's motion input (B, C_m, R, R), drawn once each."""
+        flow = self.flow(source_landmarks, landmarks, self.config.resolution)
+        return flow, self.motion_input(landmarks, flow)
+
     def condition(self, source_landmarks: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
-        """The generator's motion input (B, C_m, R, R) for a frame whose landmarks are
-        ``landmarks`` (B, 68, 2), the photo's being ``source_landmarks`` (B, 68, 2)."""
+        """The generator's motion input (B, C_m, R, R) alone (see :meth:`drive`)."""
+        return self.drive(source_landmarks, landmarks)[1]
+
+    def motion_input(self, landmarks: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+        """The variant's motion input from the frame's landmarks and the photo's flow."""
         raise NotImplementedError
 
     @staticmethod
@@ -234,8 +245,8 @@ class FlowMotion(MotionPredictor):
     motion_type = "flow"
     motion_channels = 2
 
-    def condition(self, source_landmarks: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
-        return self.flow(source_landmarks, landmarks, self.config.resolution)
+    def motion_input(self, landmarks: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+        return flow
 
 
 class KeypointMotion(MotionPredictor):
@@ -245,7 +256,7 @@ class KeypointMotion(MotionPredictor):
     motion_type = "heatmaps"
     motion_channels = len(CONTOURS)
 
-    def condition(self, source_landmarks: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
+    def motion_input(self, landmarks: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
         return landmarks_to_heatmaps(landmarks, self.config.resolution)
 
 

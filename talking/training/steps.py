@@ -11,13 +11,12 @@ each term does.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from talking import losses
-from talking.composite import opening_weight, rendering_weight
-from talking.models import MANGenerator, MultiscaleDiscriminator, warp
+from talking.composite import compose_crop
+from talking.models import MANGenerator, MultiscaleDiscriminator
 from talking.models.motion import MotionPredictor
 from talking.training.config import LossWeights
 
@@ -34,21 +33,13 @@ def weighted(terms: dict[str, torch.Tensor], weights: LossWeights) -> torch.Tens
 
 def geometry_frame(generator: MANGenerator, predictor: MotionPredictor, batch: dict):
     """Frame t made as at inference from its true landmarks: (generator output, frame (B, 3, H, W),
-    the rendering's weight (B, H, W), the mouth opening (B, H, W)).
-
-    The photo moves by the thin-plate flow through the landmarks; the generator's rendering
-    enters inside the landmarks' mouth opening (see :mod:`talking.composite`)."""
-    source_points, points = batch["source_landmarks"], batch["landmarks"]
-    size = batch["frame"].shape[-1]
-    flow = predictor.flow(source_points, points, size)
-    motion = flow if predictor.motion_type == "flow" else predictor.condition(source_points, points)
+    the rendering's weight (B, H, W), the mouth opening (B, H, W)), by
+    :func:`talking.composite.compose_crop`."""
+    flow, motion = predictor.drive(batch["source_landmarks"], batch["landmarks"])
     output = generator(batch["source"], motion, batch["mel"], batch["pitch"], batch["energy"])
-    opening = torch.from_numpy(
-        np.stack([opening_weight(p, size) for p in points.detach().cpu().numpy()])).to(flow)
-    mask = output.mask[:, 0] if output.mask is not None else torch.zeros_like(opening)
-    weight = rendering_weight(mask, opening)
-    moved = warp(batch["source"], flow)
-    return output, moved + weight[:, None] * (output.synthesised - moved), weight, opening
+    frame, weight, opening = compose_crop(batch["source"], flow, output.synthesised, output.mask,
+                                          batch["landmarks"])
+    return output, frame, weight, opening
 
 
 def generator_step(
