@@ -108,7 +108,6 @@ class Compositor:
     def __init__(self, photo: np.ndarray, matrix: np.ndarray, resolution: int,
                  feather: float = FEATHER) -> None:
         self.photo = photo
-        self.resolution = resolution
         zone = ellipse_weight(resolution, ZONE_CENTER, ZONE_AXES, feather)
         # 1. the zone's bounding box in the photo, and crop -> zone-box resampling
         to_photo = cv2.invertAffineTransform(np.asarray(matrix, np.float64))
