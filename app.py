@@ -121,9 +121,10 @@ class RequestHandler:
     max_seconds: float = 60.0
 
     def load(self) -> dict[str, str]:
-        """Load every available variant now, so that no request waits for it. A variant that
+        """Load every available variant now, and warm up what the first request would wait
+        for (:func:`talking.generate.warm_up`), so that no request waits for it. A variant that
         fails to load is dropped; returns variant -> why, for the page to say."""
-        from talking.generate import load_pipeline, resolve_device
+        from talking.generate import load_pipeline, resolve_device, warm_up
 
         failures = {}
         for variant, path in list(self.checkpoints.items()):
@@ -137,6 +138,10 @@ class RequestHandler:
                 continue
             logger.info("loaded %s from %s in %.1f s", VARIANTS[variant], path,
                         time.perf_counter() - start)
+        start = time.perf_counter()
+        warm_up()
+        logger.info("warmed up the face graphs, audio features and video writer in %.1f s",
+                    time.perf_counter() - start)
         return failures
 
     def __call__(self, face: str | dict | None, speech: str | dict | None, text: str, voice: str,

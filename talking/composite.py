@@ -76,24 +76,38 @@ def rendering_weight(mask: np.ndarray, opening: np.ndarray) -> np.ndarray:
     return (1.0 - mask) * opening
 
 
+def mouth_openings(landmarks: torch.Tensor, resolution: int) -> torch.Tensor:
+    """(B, R, R) :func:`opening_weight` of each frame's landmarks (B, 68, 2) in crop pixels."""
+    points = landmarks.detach().float().cpu().numpy()
+    openings = np.stack([opening_weight(frame, resolution) for frame in points])
+    return torch.from_numpy(openings).to(landmarks.device)
+
+
+def opening_box(openings: torch.Tensor) -> tuple[int, int, int, int] | None:
+    """The pixel box (top, left, bottom, right; exclusive) holding every frame's mouth opening
+    (B, R, R) > 0: all of the crop the rendering can show; None when every mouth is closed."""
+    rows, cols = openings.amax(dim=(0, 2)) > 0, openings.amax(dim=(0, 1)) > 0
+    if not rows.any():
+        return None
+    (top, bottom), (left, right) = (torch.nonzero(v)[[0, -1], 0].tolist() for v in (rows, cols))
+    return top, left, bottom + 1, right + 1
+
+
 def compose_crop(source: torch.Tensor, flow: torch.Tensor, rendering: torch.Tensor,
-                 mask: torch.Tensor | None,
-                 landmarks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                 mask: torch.Tensor | None, opening: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Frames at crop resolution, as inference makes them and training learns them:
-    (crops (B, 3, R, R), the rendering's weight (B, R, R), the mouth opening (B, R, R)).
+    (crops (B, 3, R, R), the rendering's weight (B, R, R)).
 
     Args:
         source: (B, 3, R, R) the aligned photo in [-1, 1]; flow: (B, 2, R, R) that moves it.
         rendering: (B, 3, R, R) the generator's own rendering; mask: (B, 1, R, R) its weight of
             the photo, or None (no blend mask: it renders wherever the mouth is open).
-        landmarks: (B, 68, 2) the frames' landmarks in crop pixels (their mouth opening).
+        opening: (B, R, R) the frames' mouth openings (:func:`mouth_openings`).
     """
-    size = source.shape[-1]
-    openings = np.stack([opening_weight(points, size) for points in landmarks.detach().cpu().numpy()])
-    opening = torch.from_numpy(openings).to(rendering)
+    opening = opening.to(rendering)
     weight = rendering_weight(mask[:, 0], opening) if mask is not None else opening
     moved = warp(source, flow)
-    return moved + weight[:, None] * (rendering - moved), weight, opening
+    return moved + weight[:, None] * (rendering - moved), weight
 
 
 class Compositor:

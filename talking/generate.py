@@ -139,6 +139,21 @@ def generate_video(
                           variant=pipe.variant, checkpoint=checkpoint)
 
 
+def warm_up() -> None:
+    """Do now what the first clip of a process would otherwise wait for, ~4-5 s on 2 cores that
+    no later clip pays: start MediaPipe's face graphs, compute the audio features once (librosa's
+    and numba's first call) and import the video writer (moviepy). The app calls it at start-up,
+    after loading the models."""
+    import numpy as np
+    from moviepy.video.io.ffmpeg_writer import FFMPEG_VideoWriter  # noqa: F401  (the import is the work)
+
+    from talking import realface
+    from talking.audio import extract_features
+
+    realface.start()
+    extract_features(np.zeros(SAMPLE_RATE, np.float32))
+
+
 def read_inputs(image: ImageInput, audio: AudioInput | None,
                 options: GenerateOptions) -> tuple[np.ndarray, np.ndarray]:
     """The photo (H, W, 3) uint8 RGB, at most ``options.max_side`` on its long side and with a

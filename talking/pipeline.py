@@ -33,7 +33,7 @@ from diffusers.utils import BaseOutput
 from PIL import Image
 
 from talking.audio import AudioWindows, extract_features, load_audio
-from talking.composite import Compositor, compose_crop
+from talking.composite import Compositor, compose_crop, mouth_openings, opening_box
 from talking.config import MAX_PHOTO_SIDE, MOUTH_PARAMETERS, SAMPLE_RATE, AudioConfig
 from talking.errors import TalkingError
 from talking.face import align_face
@@ -222,23 +222,37 @@ class TalkingFacePipeline(DiffusionPipeline):
         source_landmarks = landmarks.to(device=device, dtype=dtype)[None]  # (1, 68, 2)
         source_state = predictor.source_parameters(source_landmarks)  # (1, P)
 
+        resolution = source.shape[-1]
         for start in range(0, len(windows), batch_size):
             stop = min(start + batch_size, len(windows))
             count = stop - start
-            # 2. this batch's landmarks, the flow that moves the photo's onto them and the
-            #    generator's motion input
+            # 2. this batch's landmarks, the flow that moves the photo's onto them, the
+            #    generator's motion input and the mouth openings (where a rendering can show)
             targets = predictor.landmarks(parameters[start:stop], source_landmarks, source_state)
             flow, motion = predictor.drive(source_landmarks.expand(count, -1, -1), targets)
-            # 3. render, and 4. keep the rendering only inside the predicted mouth opening
-            mel = torch.from_numpy(windows.mel[start:stop]).to(device=device, dtype=dtype)
-            pitch = torch.from_numpy(windows.pitch[start:stop]).to(device=device)
-            energy = torch.from_numpy(windows.energy[start:stop]).to(device=device, dtype=dtype)
-            audio = self.generator.encode_audio(mel, pitch, energy)  # {name: (n, A)}
-            output = self.generator.render(features.expand(count), motion, audio)
-            crops, weight, _ = compose_crop(source.expand(count, -1, -1, -1), flow, output.synthesised,
-                                         output.mask, targets)  # (n, 3, R, R), (n, R, R)
+            opening = mouth_openings(targets, resolution)  # (n, R, R)
+            # 3. render the frames whose mouth is open, only around their openings
+            rendering = source.new_zeros(count, 3, resolution, resolution)
+            # the blend mask, the photo's weight (none: the rendering fills the whole opening)
+            blends = self.generator.config.warp_blend
+            mask = source.new_ones(count, 1, resolution, resolution) if blends else None
+            shown = torch.nonzero(opening.amax(dim=(1, 2)) > 0)[:, 0]
+            if len(shown):
+                frames = (shown + start).cpu().numpy()
+                mel = torch.from_numpy(windows.mel[frames]).to(device=device, dtype=dtype)
+                pitch = torch.from_numpy(windows.pitch[frames]).to(device=device)
+                energy = torch.from_numpy(windows.energy[frames]).to(device=device, dtype=dtype)
+                audio = self.generator.encode_audio(mel, pitch, energy)  # {name: (n', A)}
+                output = self.generator.render(features.expand(len(shown)), motion[shown], audio,
+                                               region=opening_box(opening[shown]))
+                rendering[shown] = output.synthesised
+                if mask is not None:
+                    mask[shown] = output.mask
+            # 4. keep the rendering only inside the predicted mouth opening
+            crops, weight = compose_crop(source.expand(count, -1, -1, -1), flow, rendering, mask,
+                                         opening)  # (n, 3, R, R), (n, R, R)
             for i in range(count):
-                yield FrameParts(crops[i], output.synthesised[i], weight[i], flow[i])
+                yield FrameParts(crops[i], rendering[i], weight[i], flow[i])
 
 
 @dataclass

@@ -118,6 +118,13 @@ def find_face_mesh(image: np.ndarray) -> FaceMesh | None:
     return None
 
 
+def start() -> None:
+    """Start the process's face mesh graph and face detector now (MediaPipe's import and the
+    graphs' start take 1-2 s), so that the first photo does not wait for them."""
+    _shared("mesh")
+    _shared("detector")
+
+
 def face_boxes(image: np.ndarray, windows: bool = True) -> np.ndarray:
     """(K, 4) x, y, width, height in pixels of the faces the full-range detector sees in
     ``image`` (H, W, 3) uint8 RGB, largest first: on the whole image and, with ``windows``, on

@@ -194,6 +194,19 @@ def test_man_modulation_is_the_rho_weighted_sum_of_the_modalities():
         torch.testing.assert_close(norm(x, spatial, vector), expected)
 
 
+def test_a_modality_given_once_as_fixed_modulation_gives_the_same_layer_output():
+    """The image's part of gamma and beta, computed once per clip, is the part computed per frame."""
+    norm = MultimodalAdaptiveNorm(3, {"image": 2, "motion": 2}, {"mel": 5})
+    with torch.no_grad():
+        norm.rho_logit.copy_(torch.tensor([[0.3, -1.0, 0.7], [2.0, 0.5, -0.4]]))
+    x = torch.randn(4, 3, 8, 8)
+    image, motion, mel = torch.randn(1, 2, 8, 8), torch.randn(4, 2, 8, 8), {"mel": torch.randn(4, 5)}
+    fixed = norm.modulation({"image": image}, {}, x.shape[-2:])  # (1, 6, 8, 8): one clip
+    whole = norm(x, {"image": image.expand(4, -1, -1, -1), "motion": motion}, mel)
+    torch.testing.assert_close(norm(x, {"motion": motion}, mel, fixed), whole)
+    assert not torch.allclose(norm(x, {"motion": motion}, mel), whole)
+
+
 @pytest.mark.parametrize("direction", [+1, -1])
 def test_rho_stays_in_unit_interval_after_a_step_that_pushes_it_out(direction):
     norm = MultimodalAdaptiveNorm(3, {"image": 2}, {"mel": 5, "pitch": 5})
@@ -263,6 +276,25 @@ def test_mask_of_one_returns_the_source_warped_by_the_flow():
     flow[:, 0] = 3.0  # every pixel reads the source 3 pixels to its right
     frame = model(**{**inputs, "motion": flow}).frame
     torch.testing.assert_close(frame[..., :-3], inputs["source"][..., 3:])
+
+
+@pytest.mark.parametrize("region", [(30, 20, 45, 44), (0, 0, 9, 64), (50, 50, 64, 64)])
+def test_a_region_render_is_the_whole_render_inside_it_and_keeps_the_photo_outside(region):
+    model = MANGenerator(**GeneratorSpec.get_init_dict(64)).eval()
+    inputs = GeneratorSpec.get_dummy_inputs(64)
+    with torch.no_grad():
+        source = model.encode_source(inputs["source"])
+        audio = model.encode_audio(inputs["mel"], inputs["pitch"], inputs["energy"])
+        whole = model.render(source, inputs["motion"], audio)
+        part = model.render(source, inputs["motion"], audio, region=region)
+    top, left, bottom, right = region
+    inside = (..., slice(top, bottom), slice(left, right))
+    torch.testing.assert_close(part.synthesised[inside], whole.synthesised[inside], atol=1e-5, rtol=0)
+    torch.testing.assert_close(part.mask[inside], whole.mask[inside], atol=1e-5, rtol=0)
+    outside = torch.ones(64, 64, dtype=torch.bool)
+    outside[max(top - 4, 0):bottom + 4, max(left - 4, 0):right + 4] = False  # cell rounding
+    assert (part.synthesised[..., outside] == 0).all() and (part.mask[..., outside] == 1).all()
+    assert not torch.allclose(whole.mask[..., outside], torch.ones(()))
 
 
 def test_keypoint_generator_blends_with_the_unwarped_source():

@@ -96,6 +96,36 @@ def test_batch_size_does_not_change_the_frames():
         torch.testing.assert_close(a.crop, b.crop, rtol=0, atol=1e-5)
 
 
+def test_only_open_mouths_are_rendered_and_the_frames_are_those_of_rendering_every_frame_whole():
+    """generate_frames skips the generator on closed mouths and decodes only around the
+    openings; the frames are the ones a full render of every frame composes to."""
+    from talking.composite import compose_crop, mouth_openings
+
+    pipe = tiny_pipeline("optical")
+    parameters = torch.zeros(6, len(MOUTH_PARAMETERS))
+    parameters[[1, 2, 4], 0] = torch.tensor([1.0, 0.6, 0.8])  # frames 0, 3, 5 closed
+    audio = windows(6)
+    rendered = []
+    original = pipe.generator.render
+    pipe.generator.render = lambda *args, **kwargs: rendered.append(len(args[1])) or original(*args, **kwargs)
+    parts = generate(pipe, frames=6, parameters=parameters)
+    assert rendered == [3]  # one batch, only its three open mouths
+
+    predictor, generator = pipe.motion_predictor, pipe.generator
+    source, points = source_image()[None].expand(6, -1, -1, -1), face_landmarks()[None]
+    targets = predictor.landmarks(parameters, points, predictor.source_parameters(points))
+    flow, motion = predictor.drive(points.expand(6, -1, -1), targets)
+    with torch.no_grad():
+        output = generator(source, motion, torch.from_numpy(audio.mel), torch.from_numpy(audio.pitch),
+                           torch.from_numpy(audio.energy))
+        crops, weight = compose_crop(source, flow, output.synthesised, output.mask,
+                                     mouth_openings(targets, RESOLUTION))
+    assert weight[[1, 2, 4]].amax() > 0.1
+    for i, part in enumerate(parts):
+        torch.testing.assert_close(part.crop, crops[i], rtol=0, atol=1e-5)
+        torch.testing.assert_close(part.weight, weight[i], rtol=0, atol=1e-5)
+
+
 def test_a_closed_mouth_keeps_the_photo_and_an_open_one_moves_it_and_shows_the_rendering():
     pipe = tiny_pipeline("optical")
     with torch.no_grad():

@@ -57,6 +57,10 @@ MODALITIES = ("image", "motion", "mel", "pitch", "energy")
 SPATIAL_MODALITIES = ("image", "motion")
 MOTION_TYPES = ("flow", "heatmaps")
 MASK_BIAS = 2.0  # the blend mask starts at sigmoid(2) = 0.88: mostly the (warped) photo
+# Outside a render's region (render(region=...)) the mask logit: sigmoid(30) = 1 to float
+# precision, the photo kept
+KEEP_PHOTO_LOGIT = 30.0
+Box = tuple[int, int, int, int]  # (top, left, bottom, right) in pixels, bottom/right exclusive
 
 
 @dataclass
@@ -85,23 +89,24 @@ class GeneratorOutput(BaseOutput):
 class SourceFeatures:
     """What the generator keeps of the person's image for a whole clip (see ``encode_source``).
 
-    image: (B, 3, H, W); trunk: (B, C, H/2^n, W/2^n); spatial: {"image": (B, cond, h, w)} when on;
-    decoder_spatial: the same per decoder stage, at its resolution (empty without decoder blocks).
+    image: (B, 3, H, W); trunk: (B, C, H/2^n, W/2^n); fixed: the image's MAN modulation
+    (:meth:`MultimodalAdaptiveNorm.modulation`, (B, 2C, h, w)) of each MAN layer, (norm1, norm2)
+    per residual block in order, trunk blocks then decoder blocks (Nones without "image"). The
+    image is the same in every frame of a clip, so its part of every layer's gamma and beta is
+    computed once.
     """
 
     image: torch.Tensor
     trunk: torch.Tensor
-    spatial: dict[str, torch.Tensor]
-    decoder_spatial: list[dict[str, torch.Tensor]]
+    fixed: list[tuple[torch.Tensor | None, torch.Tensor | None]]
 
     def expand(self, batch: int) -> SourceFeatures:
         """The features of one source (B = 1) for ``batch`` frames at once (views, no copies)."""
-        def grow(x: torch.Tensor) -> torch.Tensor:
-            return x.expand(batch, *x.shape[1:])
+        def grow(x: torch.Tensor | None) -> torch.Tensor | None:
+            return None if x is None else x.expand(batch, *x.shape[1:])
 
         return SourceFeatures(grow(self.image), grow(self.trunk),
-                              {k: grow(v) for k, v in self.spatial.items()},
-                              [{k: grow(v) for k, v in stage.items()} for stage in self.decoder_spatial])
+                              [(grow(a), grow(b)) for a, b in self.fixed])
 
 
 class MANResBlock(nn.Module):
@@ -119,9 +124,14 @@ class MANResBlock(nn.Module):
             nn.init.zeros_(self.conv2.weight)
             nn.init.zeros_(self.conv2.bias)
 
-    def forward(self, x: torch.Tensor, spatial: dict, vector: dict) -> torch.Tensor:
-        h = self.conv1(self.act(self.norm1(x, spatial, vector)))
-        h = self.conv2(self.act(self.norm2(h, spatial, vector)))
+    def fixed_modulation(self, spatial: dict, size: torch.Size) -> tuple[torch.Tensor | None, ...]:
+        """Both layers' modulation by ``spatial`` alone (modalities fixed for a whole clip)."""
+        return self.norm1.modulation(spatial, {}, size), self.norm2.modulation(spatial, {}, size)
+
+    def forward(self, x: torch.Tensor, spatial: dict, vector: dict,
+                fixed: tuple[torch.Tensor | None, torch.Tensor | None] = (None, None)) -> torch.Tensor:
+        h = self.conv1(self.act(self.norm1(x, spatial, vector, fixed[0])))
+        h = self.conv2(self.act(self.norm2(h, spatial, vector, fixed[1])))
         return x + h
 
 
@@ -292,13 +302,16 @@ class MANGenerator(ModelMixin, ConfigMixin):
         size = (self.config.resolution, self.config.resolution)
         if source.ndim != 4 or source.shape[1] != 3 or tuple(source.shape[-2:]) != size:
             raise ValueError(f"source must be (B, 3, {size[0]}, {size[1]}), got {tuple(source.shape)}")
+        trunk = self.encoder(source)
         spatial = {"image": self.spatial_encoders["image"](source)} if "image" in self.modalities else {}
-        decoder_spatial = [
-            {"image": conditions["image"](self._resize(source, stage))} if "image" in conditions else {}
-            for stage, conditions in enumerate(self.decoder_conditions)
-        ]
-        return SourceFeatures(image=source, trunk=self.encoder(source), spatial=spatial,
-                              decoder_spatial=decoder_spatial)
+        fixed = [block.fixed_modulation(spatial, trunk.shape[-2:]) for block in self.blocks]
+        size = trunk.shape[-1]
+        for stage, conditions in enumerate(self.decoder_conditions):
+            size *= 2
+            image = ({"image": conditions["image"](self._resize(source, stage))}
+                     if "image" in conditions else {})
+            fixed += [block.fixed_modulation(image, (size, size)) for block in self.decoder_man[stage]]
+        return SourceFeatures(image=source, trunk=trunk, fixed=fixed)
 
     def _resize(self, x: torch.Tensor, stage: int) -> torch.Tensor:
         """Full-resolution ``x`` (B, C, H, W) averaged down to decoder stage ``stage``'s size."""
@@ -327,10 +340,17 @@ class MANGenerator(ModelMixin, ConfigMixin):
         return embeddings
 
     def render(
-        self, source: SourceFeatures, motion: torch.Tensor | None, audio: dict[str, torch.Tensor]
+        self, source: SourceFeatures, motion: torch.Tensor | None, audio: dict[str, torch.Tensor],
+        region: Box | None = None,
     ) -> GeneratorOutput:
         """One frame per batch element from ``encode_source``'s features, motion (B, C_m, H, W)
-        and ``encode_audio``'s embeddings."""
+        and ``encode_audio``'s embeddings.
+
+        ``region``: decode only this box of the frame (inference, where only the mouth's inside
+        is used): the decoder's convolutions run on the trunk cells under it plus a margin of
+        their receptive field, so the output inside the box is what the whole frame's would be;
+        outside it the rendering is 0 and the mask keeps the photo. A generator with decoder MAN
+        blocks (instance-normalised over the whole map) decodes the whole frame regardless."""
         config = self.config
         # 1. motion features for MAN
         if self.uses_motion:
@@ -338,26 +358,32 @@ class MANGenerator(ModelMixin, ConfigMixin):
             if motion is None or tuple(motion.shape[1:]) != expected:
                 shape = None if motion is None else tuple(motion.shape)
                 raise ValueError(f"motion must be (B, {', '.join(map(str, expected))}), got {shape}")
-        spatial = dict(source.spatial)
+        spatial = {}  # the image's part is in source.fixed
         if "motion" in self.modalities:
             spatial["motion"] = self.spatial_encoders["motion"](motion)
+        fixed = iter(source.fixed)
         # 2. MAN residual blocks and the CAM layer
         x = source.trunk
         for block in self.blocks:
-            x = block(x, spatial, audio)
+            x = block(x, spatial, audio, next(fixed))
         x, cam_logits, attention = self.cam(x)
+        window = None if region is None or self.decoder_man else self._decoder_window(region, x.shape[-1])
+        if window is not None:
+            x = x[..., window[0]:window[2], window[1]:window[3]]
         # 3. decode, conditioned again at every stage's resolution
         for stage, upsample in enumerate(self.decoder):
             x = upsample(x)
             if self.decoder_man:
-                stage_spatial = dict(source.decoder_spatial[stage])
+                stage_spatial = {}
                 if "motion" in self.modalities:
                     conditions = self.decoder_conditions[stage]["motion"]
                     stage_spatial["motion"] = conditions(self._resize(motion, stage))
                 for block in self.decoder_man[stage]:
-                    x = block(x, stage_spatial, audio)
+                    x = block(x, stage_spatial, audio, next(fixed))
         # 4. blend with the (warped) source
         out = self.to_output(x)
+        if window is not None:
+            out = self._place(out, window)
         synthesised = torch.tanh(out[:, :3])
         if not config.warp_blend:
             return GeneratorOutput(synthesised, None, cam_logits, attention, synthesised=synthesised)
@@ -366,6 +392,31 @@ class MANGenerator(ModelMixin, ConfigMixin):
         base = warp(source.image, motion) if config.motion_type == "flow" else source.image
         frame = mask * base + (1 - mask) * synthesised
         return GeneratorOutput(frame, mask, cam_logits, attention, mask_logits, synthesised)
+
+    def _decoder_window(self, region: Box, cells: int) -> Box:
+        """The trunk cells (of ``cells`` x ``cells``) to decode for pixel box ``region``: those
+        under it and a ring as wide as the decoder's receptive field (in trunk cells)."""
+        scale = 2 ** len(self.decoder)
+        margin = 2  # each stage's 3x3 conv reaches 1 px of its input: < 2 trunk cells in all
+        top, left, bottom, right = region
+        return (max(top // scale - margin, 0), max(left // scale - margin, 0),
+                min(-(-bottom // scale) + margin, cells), min(-(-right // scale) + margin, cells))
+
+    def _place(self, out: torch.Tensor, window: Box) -> torch.Tensor:
+        """The decoded window's output (B, 4, h, w) in a whole frame's (B, 4, H, H): the margin
+        ring (where the window's edge cut the decoder's reach) and everything outside hold the
+        outside values (rendering 0, mask logit :data:`KEEP_PHOTO_LOGIT`)."""
+        scale, size = 2 ** len(self.decoder), self.config.resolution
+        margin = 2 * scale
+        top, left, bottom, right = (v * scale for v in window)
+        # trim the ring, except where the window reaches the frame's border (exact there)
+        inner = (top + margin * (top > 0), left + margin * (left > 0),
+                 bottom - margin * (bottom < size), right - margin * (right < size))
+        full = out.new_zeros(out.shape[0], out.shape[1], size, size)
+        full[:, 3:] = KEEP_PHOTO_LOGIT
+        full[..., inner[0]:inner[2], inner[1]:inner[3]] = out[
+            ..., inner[0] - top:inner[2] - top, inner[1] - left:inner[3] - left]
+        return full
 
     def forward(
         self,

@@ -57,26 +57,48 @@ class MultimodalAdaptiveNorm(nn.Module):
         """(2, M) weights in [0, 1]: row 0 for the gammas, row 1 for the betas."""
         return torch.sigmoid(self.rho_logit)
 
+    def modulation(
+        self,
+        spatial: Mapping[str, torch.Tensor],
+        vector: Mapping[str, torch.Tensor],
+        size: torch.Size,
+    ) -> torch.Tensor | None:
+        """The rho-weighted sum of the given modalities' [gamma, beta]: (B, 2C, h, w), or
+        (B, 2C, 1, 1) with only vector modalities; None when none of this layer's is given.
+
+        A subset may be given: a modality that is the same for every frame (the person's image)
+        is summed once per clip and passed to :meth:`forward` as ``fixed``."""
+        rho, channels = self.rho, self.norm.num_features
+        column = {name: m for m, name in enumerate(self.modalities)}
+        total = None
+        # rho folded into each head: its gamma rows scaled by rho[0, m], its beta rows by rho[1, m]
+        for name, features in spatial.items():
+            head, scale = self.spatial[name], rho[:, column[name]].repeat_interleave(channels)
+            if features.shape[-2:] != size:
+                features = F.interpolate(features, size=size, mode="bilinear", align_corners=False)
+            part = F.conv2d(features, head.weight * scale[:, None, None, None], head.bias * scale)
+            total = part if total is None else total + part
+        for name, embedding in vector.items():
+            head, scale = self.vector[name], rho[:, column[name]].repeat_interleave(channels)
+            part = F.linear(embedding, head.weight * scale[:, None], head.bias * scale)[:, :, None, None]
+            total = part if total is None else total + part
+        return total
+
     def forward(
         self,
         x: torch.Tensor,
         spatial: Mapping[str, torch.Tensor],
         vector: Mapping[str, torch.Tensor],
+        fixed: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """x (B, C, h, w); spatial[name] (B, C_name, h', w'); vector[name] (B, D_name)."""
-        size = x.shape[-2:]
-        params = []  # (B, 2C, h or 1, w or 1) per modality, in `modalities` order
-        for name, head in self.spatial.items():
-            features = spatial[name]
-            if features.shape[-2:] != size:
-                features = F.interpolate(features, size=size, mode="bilinear", align_corners=False)
-            params.append(head(features))
-        for name, head in self.vector.items():
-            params.append(head(vector[name])[:, :, None, None])
+        """x (B, C, h, w); spatial[name] (B, C_name, h', w'); vector[name] (B, D_name); ``fixed``
+        (1 or B, 2C, h, w): :meth:`modulation` of the modalities not given here (each of this
+        layer's modalities is given once, here or in ``fixed``)."""
+        params = self.modulation(spatial, vector, x.shape[-2:])
+        if fixed is not None:
+            params = fixed if params is None else params + fixed
         out = self.norm(x)
-        if not params:
+        if params is None:
             return out
-        rho = self.rho
-        gamma = sum(rho[0, m] * p[:, : x.shape[1]] for m, p in enumerate(params))
-        beta = sum(rho[1, m] * p[:, x.shape[1] :] for m, p in enumerate(params))
-        return out * (1 + gamma) + beta
+        gamma, beta = params.chunk(2, dim=1)
+        return torch.addcmul(beta, out, gamma + 1)

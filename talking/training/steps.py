@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from talking import losses
-from talking.composite import compose_crop
+from talking.composite import compose_crop, mouth_openings
 from talking.models import MANGenerator, MultiscaleDiscriminator
 from talking.models.motion import MotionPredictor
 from talking.training.config import LossWeights
@@ -37,8 +37,8 @@ def geometry_frame(generator: MANGenerator, predictor: MotionPredictor, batch: d
     :func:`talking.composite.compose_crop`."""
     flow, motion = predictor.drive(batch["source_landmarks"], batch["landmarks"])
     output = generator(batch["source"], motion, batch["mel"], batch["pitch"], batch["energy"])
-    frame, weight, opening = compose_crop(batch["source"], flow, output.synthesised, output.mask,
-                                          batch["landmarks"])
+    opening = mouth_openings(batch["landmarks"], batch["source"].shape[-1])
+    frame, weight = compose_crop(batch["source"], flow, output.synthesised, output.mask, opening)
     return output, frame, weight, opening
 
 
