@@ -148,6 +148,26 @@ class Compositor:
         return cv2.warpAffine(image, self.to_box, self.size, flags=interpolation,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
+    def photo_flow(self, flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(2, R, R) float32 backward flow in crop pixels -> (move_x, move_y), each (h, w): the
+        same motion in photo pixels over the zone's box, faded out at the zone's edge."""
+        dx, dy = (self._to_box(np.ascontiguousarray(component)) for component in flow)
+        zone = self.zone[..., 0]
+        return ((self.turn[0, 0] * dx + self.turn[0, 1] * dy) * zone,
+                (self.turn[1, 0] * dx + self.turn[1, 1] * dy) * zone)
+
+    def warp(self, move_x: np.ndarray, move_y: np.ndarray) -> np.ndarray:
+        """The zone's box of the photo moved by a backward flow in photo pixels: (h, w, 3) uint8."""
+        return cv2.remap(self.photo, self.grid[0] + move_x, self.grid[1] + move_y,
+                         interpolation=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+
+    def paste(self, box: np.ndarray) -> np.ndarray:
+        """The photo (H, W, 3) uint8 with the zone's box replaced by ``box`` (h, w, 3)."""
+        top, left, bottom, right = self.box
+        frame = self.photo.copy()
+        frame[top:bottom, left:right] = box
+        return frame
+
     def __call__(self, flow: np.ndarray, rendering: np.ndarray, weight: np.ndarray) -> np.ndarray:
         """One video frame (H, W, 3) uint8.
 
@@ -156,18 +176,10 @@ class Compositor:
             rendering: (R, R, 3) uint8, the generator's own rendering of the frame.
             weight: (R, R) float32 in [0, 1], the rendering's weight (:func:`rendering_weight`).
         """
-        # 1. the flow in photo pixels over the zone's box, faded out at the zone's edge
-        dx, dy = (self._to_box(np.ascontiguousarray(component)) for component in flow)
-        zone = self.zone[..., 0]
-        move_x = (self.turn[0, 0] * dx + self.turn[0, 1] * dy) * zone
-        move_y = (self.turn[1, 0] * dx + self.turn[1, 1] * dy) * zone
-        warped = cv2.remap(self.photo, self.grid[0] + move_x, self.grid[1] + move_y,
-                           interpolation=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+        # 1. the photo's own pixels, moved by the flow (faded out at the zone's edge)
+        warped = self.warp(*self.photo_flow(flow))
         # 2. the rendering where the photo has nothing to show, feathered
         rendered = self._to_box(rendering, cv2.INTER_CUBIC)
         alpha = self._to_box(np.ascontiguousarray(weight, dtype=np.float32))[..., None] * self.zone
-        top, left, bottom, right = self.box
         blended = warped + alpha * (rendered.astype(np.float32) - warped)
-        frame = self.photo.copy()
-        frame[top:bottom, left:right] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
-        return frame
+        return self.paste(np.clip(blended + 0.5, 0, 255).astype(np.uint8))

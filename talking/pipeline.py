@@ -8,9 +8,10 @@ one folder with ``model_index.json`` and a subfolder per network, which ``from_p
 reloads.
 
 Calling the pipeline does the per-clip work up front, so that every bad input fails before any
-frame is made: the face is found and aligned with its landmarks (:mod:`talking.face`), the speech
-decoded or spoken by espeak-ng, its features computed (:mod:`talking.audio`), and the whole clip's
-mouth motion predicted (a few kilobytes). The frames come back as a lazy iterator, made
+frame is made: the face is found and aligned with its landmarks (:mod:`talking.face`) and an
+open mouth closed (:mod:`talking.closed_mouth`), the speech decoded or spoken by espeak-ng, its
+features computed (:mod:`talking.audio`), and the whole clip's mouth motion predicted (a few
+kilobytes). The frames come back as a lazy iterator, made
 ``batch_size`` at a time: the landmarks of each frame give the thin-plate flow and the generator's
 motion input, the generator renders the crop, and :class:`~talking.composite.Compositor` makes the
 frame at the photo's own resolution (the photo warped by the flow, the rendering only where the
@@ -33,6 +34,7 @@ from diffusers.utils import BaseOutput
 from PIL import Image
 
 from talking.audio import AudioWindows, extract_features, load_audio
+from talking.closed_mouth import close_mouth
 from talking.composite import Compositor, compose_crop, mouth_openings, opening_box
 from talking.config import MAX_PHOTO_SIDE, MOUTH_PARAMETERS, SAMPLE_RATE, AudioConfig
 from talking.errors import TalkingError
@@ -138,9 +140,11 @@ class TalkingFacePipeline(DiffusionPipeline):
             callback: called as ``callback(done_frames, total_frames)`` as each frame is made.
         """
         self.check_components()
-        # 1. load the photo, find its face and its landmarks: a photo without one fails first
+        # 1. load the photo, find its face and its landmarks: a photo without one fails first;
+        #    an open mouth is closed once, so that it can close in silence and on /p b m/
         photo = load_image(image, max_side=max_side)
         aligned = align_face(photo, self.resolution, name=_display_name(image, "the photo"))
+        photo, aligned = close_mouth(photo, aligned, self.motion_predictor)
 
         # 2. the speech as mono float32 at 22050 Hz, decoded from the audio or spoken by espeak-ng
         config = dataclasses.replace(self.audio_config, max_seconds=max_seconds)
