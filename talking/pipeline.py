@@ -230,12 +230,13 @@ class TalkingFacePipeline(DiffusionPipeline):
         for start in range(0, len(windows), batch_size):
             stop = min(start + batch_size, len(windows))
             count = stop - start
-            # 2. this batch's landmarks, the flow that moves the photo's onto them, the
-            #    generator's motion input and the mouth openings (where a rendering can show)
+            # 2. this batch's landmarks, the flow that moves the photo's onto them and the mouth
+            #    openings (where a rendering can show)
             targets = predictor.landmarks(parameters[start:stop], source_landmarks, source_state)
-            flow, motion = predictor.drive(source_landmarks.expand(count, -1, -1), targets)
+            flow = predictor.flow(source_landmarks.expand(count, -1, -1), targets, resolution)
             opening = mouth_openings(targets, resolution)  # (n, R, R)
-            # 3. render the frames whose mouth is open, only around their openings
+            # 3. render the frames whose mouth is open (their motion input drawn for them
+            #    alone), only around their openings
             rendering = source.new_zeros(count, 3, resolution, resolution)
             # the blend mask, the photo's weight (none: the rendering fills the whole opening)
             blends = self.generator.config.warp_blend
@@ -247,7 +248,8 @@ class TalkingFacePipeline(DiffusionPipeline):
                 pitch = torch.from_numpy(windows.pitch[frames]).to(device=device)
                 energy = torch.from_numpy(windows.energy[frames]).to(device=device, dtype=dtype)
                 audio = self.generator.encode_audio(mel, pitch, energy)  # {name: (n', A)}
-                output = self.generator.render(features.expand(len(shown)), motion[shown], audio,
+                motion = predictor.motion_input(targets[shown], flow[shown])  # (n', C_m, R, R)
+                output = self.generator.render(features.expand(len(shown)), motion, audio,
                                                region=opening_box(opening[shown]))
                 rendering[shown] = output.synthesised
                 if mask is not None:

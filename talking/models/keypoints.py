@@ -32,25 +32,37 @@ CONTOURS: dict[str, tuple[int, ...]] = {
 }
 
 
+REACH = 5.0  # sigmas: beyond this from its contour a heatmap is exp(-12.5) < 4e-6, drawn as 0
+
+
 def landmarks_to_heatmaps(
     landmarks: torch.Tensor, size: int | tuple[int, int], sigma: float = 1.5
 ) -> torch.Tensor:
     """Draw the contours of ``landmarks`` (B, 68, 2) -> heatmaps (B, len(CONTOURS), H, W) in [0, 1].
 
     Landmarks are pixel coordinates (x, y) of an image of ``size`` (H, W), pixel centres at
-    integer coordinates; ``sigma`` is the Gaussian falloff in pixels.
+    integer coordinates; ``sigma`` is the Gaussian falloff in pixels. Each contour is drawn only
+    in the box that holds it (over the batch) and :data:`REACH` sigmas around it: a tenth of the
+    pixels of the whole image, at the same values to within 4e-6.
     """
     height, width = (size, size) if isinstance(size, int) else size
-    ys = torch.arange(height, device=landmarks.device, dtype=landmarks.dtype)
-    xs = torch.arange(width, device=landmarks.device, dtype=landmarks.dtype)
-    pixels = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1).reshape(-1, 2)  # (HW, 2)
-    heatmaps = []
-    for indices in CONTOURS.values():
+    heatmaps = landmarks.new_zeros(len(landmarks), len(CONTOURS), height, width)
+    reach = REACH * sigma
+    for channel, indices in enumerate(CONTOURS.values()):
         points = landmarks[:, list(indices)]  # (B, P, 2)
+        low = (points.detach().amin(dim=(0, 1)) - reach).floor().clamp_min(0).int().tolist()
+        high = (points.detach().amax(dim=(0, 1)) + reach).ceil().int().tolist()
+        x0, y0, x1, y1 = low[0], low[1], min(high[0] + 1, width), min(high[1] + 1, height)
+        if x0 >= x1 or y0 >= y1:  # the contour lies out of the image
+            continue
+        ys = torch.arange(y0, y1, device=landmarks.device, dtype=landmarks.dtype)
+        xs = torch.arange(x0, x1, device=landmarks.device, dtype=landmarks.dtype)
+        pixels = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1).reshape(-1, 2)  # (hw, 2)
         start, step = points[:, :-1, None], (points[:, 1:] - points[:, :-1])[:, :, None]  # (B, S, 1, 2)
         # Closest point of each segment to each pixel: start + t * step, t clamped to [0, 1].
         t = ((pixels - start) * step).sum(-1) / step.square().sum(-1).clamp_min(1e-12)
-        nearest = start + t.clamp(0, 1)[..., None] * step  # (B, S, HW, 2)
-        distance2 = (pixels - nearest).square().sum(-1).amin(dim=1)  # (B, HW)
-        heatmaps.append(torch.exp(-distance2 / (2 * sigma**2)))
-    return torch.stack(heatmaps, dim=1).reshape(len(landmarks), len(CONTOURS), height, width)
+        nearest = start + t.clamp(0, 1)[..., None] * step  # (B, S, hw, 2)
+        distance2 = (pixels - nearest).square().sum(-1).amin(dim=1)  # (B, hw)
+        drawn = torch.exp(-distance2 / (2 * sigma**2)).reshape(len(landmarks), y1 - y0, x1 - x0)
+        heatmaps[:, channel, y0:y1, x0:x1] = drawn
+    return heatmaps
