@@ -112,6 +112,9 @@ config_command("prepare", "turn a folder of real talking-face videos (GRID, CREM
                "HDTF) into a corpus of aligned clips", "talking.prepare", "PrepareConfig", "prepare_corpus")
 config_command("corpus", "build the synthetic audio-visual speech corpus (espeak-ng speech, drawn talking "
                "faces, exact ground truth)", "talking.corpus.build", "CorpusConfig", "build_corpus")
+config_command("natural-speech", "build a set of natural-voice English speech (Kokoro-82M voices) with "
+               "phoneme timing and mouth targets, to train the motion predictor on", "talking.corpus.natural",
+               "NaturalSpeechConfig", "build_natural_speech")
 
 
 def _generate_flags(parser: argparse.ArgumentParser) -> None:

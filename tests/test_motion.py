@@ -15,7 +15,8 @@ from talking.models.motion import (
     normalise_audio,
 )
 from talking.models.thin_plate import thin_plate_flow
-from talking.training.motion import fit_mouth_basis, motion_loss, stretch
+from talking.speech import Phoneme
+from talking.training.motion import fit_mouth_basis, lip_gap, motion_loss, stretch, viseme_intervals
 
 R = 64
 
@@ -133,10 +134,35 @@ def test_motion_loss_penalises_a_mouth_that_barely_moves():
     valid = torch.ones(1, 50, dtype=torch.bool)
     timid = truth.clone()
     timid[0, :, 0] = 0.5 + 0.1 * torch.sin(t)
-    _, exact = motion_loss(truth, truth, valid)
-    _, small = motion_loss(timid, truth, valid)
+    basis = torch.from_numpy(fit_mouth_basis(styles=4, samples=20))
+    _, exact = motion_loss(truth, truth, valid, basis)
+    _, small = motion_loss(timid, truth, valid, basis)
     assert exact["spread"] < 1e-3 and small["spread"] > 0.05
     assert small["velocity"] > exact["velocity"]
+
+
+def test_motion_loss_asks_closed_lips_to_meet_exactly():
+    """Between two open vowels a /p b m/ closes the lips for two frames: a prediction that stops
+    short of closing costs the closure term; one that closes costs nothing there."""
+    basis = torch.from_numpy(fit_mouth_basis(styles=4, samples=20))
+    truth = torch.zeros(1, 12, len(MOUTH_PARAMETERS))
+    truth[0, :, 0] = 0.8
+    truth[0, 5:7, 0] = 0.0  # the closure
+    valid = torch.ones(1, 12, dtype=torch.bool)
+    short = truth.clone()
+    short[0, 5:7, 0] = 0.15
+    _, closing = motion_loss(truth, truth, valid, basis)
+    _, stopping = motion_loss(short, truth, valid, basis)
+    assert closing["closure"] == 0 and stopping["closure"] > 0.02
+    assert lip_gap(short[0, 5], basis) > 0.02 >= lip_gap(truth[0, 5], basis)
+
+
+def test_validation_counts_the_bilabials_whose_lips_close():
+    phonemes = [Phoneme("_", 0.0, 0.2), Phoneme("a", 0.2, 0.4), Phoneme("m", 0.4, 0.48),
+                Phoneme("a", 0.48, 0.7), Phoneme("_", 0.7, 1.0)]
+    bilabials, vowels = viseme_intervals(phonemes, 25)
+    assert len(bilabials) == 1 and len(vowels) == 2
+    assert 10 in bilabials[0] and 11 in bilabials[0]  # frames 10, 11 have their middles in /m/
 
 
 def test_stretch_keeps_the_shape_of_the_targets_over_a_new_length():
@@ -174,3 +200,28 @@ def test_closing_an_open_mouth_does_not_fold_the_image(model, left_open):
     flow = model.flow(open_photo, closed, R)
     # the backward map y -> y + dy stays increasing down every column: no pixel row is mirrored
     assert (1 + flow[:, 1].diff(dim=1)).min() > -0.1
+
+
+def test_train_motion_learns_from_the_corpus_and_natural_voices_and_reports_visemes(corpus, tmp_path):
+    """Two steps on the session corpus plus a natural-voice set (one utterance in ten held out):
+    the log reports the natural voices' val figures and the viseme shares; the exported predictor
+    reloads as each variant."""
+    import json
+
+    from talking.corpus.natural import NaturalSpeechConfig, build_natural_speech
+    from talking.models import MOTION_CLASSES
+    from talking.training.motion import MotionTrainConfig, train_motion
+
+    natural = tmp_path / "natural"
+    build_natural_speech(NaturalSpeechConfig(out=str(natural), utterances=2, seed=1))
+    config = MotionTrainConfig(corpus=str(corpus), output_dir=str(tmp_path / "run"), steps=2, batch_size=2,
+                               augmentations=0, max_frames=40, channels=8, hidden=8, validate_every=1,
+                               natural=str(natural), threads=1)
+    model = train_motion(config)
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in log] == [1, 2]
+    assert {"val_l1", "val_natural_l1", "val_natural_jaw_corr", "closure"} <= set(log[-1])
+    assert any(key.endswith("bilabial_closed") or key.endswith("open_vowel_open") for key in log[-1])
+    assert model.config.channels == 8
+    for variant, cls in MOTION_CLASSES.items():
+        assert isinstance(cls.from_pretrained(tmp_path / "run" / variant / "motion_predictor"), cls)
