@@ -136,11 +136,12 @@ def stage_costs(checkpoint: Path, photo: Path, speech: Path, threads: int) -> di
     """Milliseconds per frame of each stage, and the per-clip preparation in seconds."""
     import torch
 
-    from talking.generate import ENCODER_PRESET, load_pipeline
+    from talking.generate import ENCODER_PRESET, load_pipeline, warm_up
     from talking.video import VideoWriter
 
     torch.set_num_threads(threads)
     pipe = load_pipeline(checkpoint, "cpu")
+    warm_up()
     start = time.perf_counter()
     output = pipe(photo, speech, crop_only=True)  # face, speech, features and motion, once per clip
     prepared = time.perf_counter()
