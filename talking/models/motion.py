@@ -48,6 +48,9 @@ INNER_LIP_UPPER, INNER_LIP_LOWER = [61, 62, 63], [67, 66, 65]
 # 9.4 ms a frame at stride 2 (one thread, 128 px), a fifth of the frame's budget; the field is
 # smooth, and inside the mouth opening, where the lips part, the generator renders anyway.
 FLOW_STRIDE = 4
+# ... except around the lips, where the upper and lower lip move apart within a few pixels: there
+# every pixel is evaluated (the lips' motion realised to 96-98 % instead of 73-84 % at stride 4)
+MOUTH_MARGIN = 4  # crop pixels around the lips' landmarks
 SPEECH_RANGE = 4.0  # log-energy below the loudest frame that still counts as speech (about 35 dB)
 # Log-energy below which a frame is silence whatever the utterance's level: about 28 dB below
 # speech at a normal level (4.5), above the corpus's noise floors (up to 1.2).
@@ -235,7 +238,8 @@ class MotionPredictor(ModelMixin, ConfigMixin):
             middle = (points[:, upper] + points[:, lower]) / 2
             points[:, upper] = torch.where(closed, middle, points[:, upper])
             points[:, lower] = torch.where(closed, middle, points[:, lower])
-        return thin_plate_flow(source, target, size, stride=FLOW_STRIDE)
+        return thin_plate_flow(source, target, size, stride=FLOW_STRIDE,
+                               detail=_mouth_box(source, target, size))
 
 
 class FlowMotion(MotionPredictor):
@@ -261,6 +265,15 @@ class KeypointMotion(MotionPredictor):
 
 
 MOTION_CLASSES: dict[str, type[MotionPredictor]] = {cls.variant: cls for cls in (FlowMotion, KeypointMotion)}
+
+
+def _mouth_box(source: torch.Tensor, target: torch.Tensor, size: int) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right) pixel box around the lips of ``source`` and ``target`` (B, 68, 2)
+    and :data:`MOUTH_MARGIN` beyond: where the flow is evaluated at every pixel."""
+    lips = torch.cat([source[:, 48:68], target[:, 48:68]], dim=1).detach()
+    low = (lips.amin(dim=(0, 1)) - MOUTH_MARGIN).floor().clamp(0, size).int().tolist()
+    high = (lips.amax(dim=(0, 1)) + MOUTH_MARGIN).ceil().clamp(0, size).int().tolist()
+    return low[1], low[0], high[1], high[0]
 
 
 def mouth_opening(landmarks: np.ndarray | torch.Tensor):

@@ -36,7 +36,8 @@ def _kernel(distance_squared: torch.Tensor) -> torch.Tensor:
 
 
 def thin_plate_flow(source: torch.Tensor, target: torch.Tensor, size: int,
-                    regularization: float = 1e-6, stride: int = 2) -> torch.Tensor:
+                    regularization: float = 1e-6, stride: int = 2,
+                    detail: tuple[int, int, int, int] | None = None) -> torch.Tensor:
     """Backward flow (B, 2, size, size) in pixels that maps each ``target`` point onto its
     ``source`` point: ``flow[:, :, y, x]`` at a target point is ``source - target``.
 
@@ -47,6 +48,9 @@ def thin_plate_flow(source: torch.Tensor, target: torch.Tensor, size: int,
         regularization: added to the kernel's diagonal (in normalised units).
         stride: the spline is evaluated every ``stride`` pixels and upsampled bilinearly (the
             field is smooth; this divides the cost by ``stride**2``).
+        detail: a box (top, left, bottom, right; exclusive) evaluated at every pixel all the
+            same: where the field turns within a few pixels (between the lips, which move apart),
+            the upsampled field would realise only 75-85 % of the motion at stride 4.
     """
     batch = source.shape[0]
     anchors = border_anchors(size, source.device, source.dtype).expand(batch, -1, -1)
@@ -63,16 +67,31 @@ def thin_plate_flow(source: torch.Tensor, target: torch.Tensor, size: int,
     system[:, count:, :count] = affine.transpose(1, 2)
     rhs = torch.cat([values, values.new_zeros(batch, 3, 2)], dim=1)
     weights = torch.linalg.solve(system, rhs).to(source.dtype)  # (B, K' + 3, 2)
+    controls = controls.to(source.dtype)
     # 2. evaluate it on a grid of pixel centres every ``stride`` pixels, then upsample
     coarse = -(-size // stride)
-    coords = ((torch.arange(coarse, device=source.device, dtype=source.dtype) + 0.5) * stride - 0.5) / size
-    grid = torch.stack(torch.meshgrid(coords, coords, indexing="xy"), dim=-1).reshape(-1, 2)
+    centres = (torch.arange(coarse, device=source.device, dtype=source.dtype) + 0.5) * stride - 0.5
+    flow = _evaluate(weights, controls, centres, centres, size)  # (B, 2, coarse, coarse)
+    if stride > 1:
+        flow = F.interpolate(flow, scale_factor=stride, mode="bilinear", align_corners=False)
+        flow = flow[..., :size, :size]
+    if detail is not None and stride > 1:
+        top, left, bottom, right = detail
+        pixels = torch.arange(size, device=source.device, dtype=source.dtype)
+        flow = flow.clone()
+        flow[..., top:bottom, left:right] = _evaluate(weights, controls, pixels[top:bottom],
+                                                      pixels[left:right], size)
+    return flow
+
+
+def _evaluate(weights: torch.Tensor, controls: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor,
+              size: int) -> torch.Tensor:
+    """The spline (``weights`` (B, K' + 3, 2) over ``controls`` (B, K', 2), normalised) at the
+    pixel centres ``rows`` (h,) x ``cols`` (w,): (B, 2, h, w) in pixels."""
+    batch, count = controls.shape[:2]
+    grid = torch.stack(torch.meshgrid(cols / size, rows / size, indexing="xy"), dim=-1).reshape(-1, 2)
     grid = grid.expand(batch, -1, -1)  # (B, h * w, 2)
-    basis = _kernel(torch.cdist(grid, controls.to(source.dtype)).square())  # (B, h * w, K')
+    basis = _kernel(torch.cdist(grid, controls).square())  # (B, h * w, K')
     grid_affine = torch.cat([torch.ones_like(grid[..., :1]), grid], dim=-1)
     flow = basis @ weights[:, :count] + grid_affine @ weights[:, count:]  # (B, h * w, 2)
-    flow = (flow * size).transpose(1, 2).reshape(batch, 2, coarse, coarse)
-    if stride == 1:
-        return flow
-    flow = F.interpolate(flow, scale_factor=stride, mode="bilinear", align_corners=False)
-    return flow[..., :size, :size]
+    return (flow * size).transpose(1, 2).reshape(batch, 2, len(rows), len(cols))
