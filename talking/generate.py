@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from talking.audio import check_length_limit
-from talking.config import MAX_PHOTO_SIDE, SAMPLE_RATE, AudioConfig
+from talking.config import ARTICULATION, MAX_PHOTO_SIDE, SAMPLE_RATE, AudioConfig
 from talking.errors import TalkingError
 from talking.speech import Voice
 
@@ -42,6 +42,7 @@ CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
 ENCODER_PRESET = "veryfast"
 MAX_SEED = 2**64 - 1  # seeds are 64-bit, as torch's and numpy's generators take them
 MAX_THREADS = 1024
+MAX_ARTICULATION = 3.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +59,9 @@ class GenerateOptions:
     seed: int | None = dataclasses.field(default=None, metadata={
         "help": "draw a speaking style with this seed (how wide the mouth opens, 0.8-1.25 times "
                 "the predicted opening); none = as predicted"})
+    articulation: float = dataclasses.field(default=ARTICULATION, metadata={
+        "help": "how wide the mouth opens against the training corpus's articulation (real speakers "
+                "open wider: 1.4); 1 = as predicted"})
     crop_only: bool = dataclasses.field(default=False, metadata={
         "help": "write the aligned face crops at the model's resolution, not the whole photo"})
     text: str | None = dataclasses.field(default=None, metadata={
@@ -78,6 +82,8 @@ class GenerateOptions:
         if self.threads is not None and not 1 <= self.threads <= MAX_THREADS:
             raise TalkingError(f"threads must be between 1 and {MAX_THREADS}, got {self.threads}.")
         check_length_limit(AudioConfig(max_seconds=self.max_seconds))
+        if not 0 < self.articulation <= MAX_ARTICULATION:
+            raise TalkingError(f"articulation must be in (0, {MAX_ARTICULATION}], got {self.articulation}.")
         if self.seed is not None and not 0 <= self.seed <= MAX_SEED:
             raise TalkingError(f"seed must be between 0 and 2**64 - 1, got {self.seed}.")
         if self.text is not None:
@@ -128,6 +134,7 @@ def generate_video(
     # 3. align the face and compute the speech's features; the frames are made as they are read
     result = pipe(photo, wav, sample_rate=SAMPLE_RATE, crop_only=options.crop_only,
                   max_side=options.max_side, max_seconds=options.max_seconds, seed=options.seed,
+                  articulation=options.articulation,
                   callback=progress)
     # 4. stream them into the mp4, which appears only once complete
     with VideoWriter(output, result.audio, fps=result.fps, sample_rate=result.sample_rate,

@@ -36,7 +36,7 @@ from PIL import Image
 from talking.audio import AudioWindows, extract_features, load_audio
 from talking.closed_mouth import close_mouth
 from talking.composite import Compositor, compose_crop, mouth_openings, opening_box
-from talking.config import MAX_PHOTO_SIDE, MOUTH_PARAMETERS, SAMPLE_RATE, AudioConfig
+from talking.config import ARTICULATION, MAX_PHOTO_SIDE, MOUTH_PARAMETERS, SAMPLE_RATE, AudioConfig
 from talking.errors import TalkingError
 from talking.face import align_face
 from talking.image import load_image
@@ -110,6 +110,7 @@ class TalkingFacePipeline(DiffusionPipeline):
         max_side: int | None = MAX_PHOTO_SIDE,
         max_seconds: float = AudioConfig().max_seconds,
         seed: int | None = None,
+        articulation: float = ARTICULATION,
         motion: np.ndarray | None = None,
         batch_size: int = 16,
         callback: ProgressCallback | None = None,
@@ -134,6 +135,9 @@ class TalkingFacePipeline(DiffusionPipeline):
             max_seconds: longer speech is refused with a TalkingError before any work.
             seed: draw a speaking style with this seed (how wide this speaker opens the mouth,
                 0.8-1.25 times the predicted opening); None keeps the predicted motion.
+            articulation: how wide the predicted mouth opens against the corpus's articulation
+                (:data:`~talking.config.ARTICULATION`: real speakers open wider); 1 = as
+                predicted. A given ``motion`` is used as given.
             motion: (N, P) mouth parameters (:data:`~talking.config.MOUTH_PARAMETERS`, N the
                 clip's frame count) to use instead of the predicted ones (baselines, puppeteering).
             batch_size: frames rendered in one batch (memory, not results).
@@ -156,6 +160,7 @@ class TalkingFacePipeline(DiffusionPipeline):
         # 4. the whole clip's mouth motion, from the speech alone (or as given)
         if motion is None:
             parameters = self.motion_predictor.predict_parameters(windows)  # (N, P)
+            parameters[:, 0] = (parameters[:, 0] * articulation).clamp(0, 1)
         else:
             parameters = _given_motion(motion, len(windows)).to(self.device, self.dtype)
         if seed is not None:

@@ -135,6 +135,19 @@ def test_same_seed_gives_identical_frames_and_another_seed_another_speaking_styl
     assert np.array_equal(first_frames(None), first_frames(None))
 
 
+def test_articulation_opens_the_predicted_mouth_wider_and_leaves_a_given_motion_alone(photo, speech,
+                                                                                    checkpoint):
+    pipe = load_pipeline(checkpoint, "cpu")
+    timid, wide = (np.stack(list(pipe(photo, speech, articulation=a, crop_only=True).frames)).astype(float)
+                   for a in (1.0, 2.0))
+    still = np.stack(list(pipe(photo, speech, articulation=0.01, crop_only=True).frames)).astype(float)
+    assert np.abs(wide - still).mean() > np.abs(timid - still).mean() > 0
+    motion = np.full((pipe(photo, speech).num_frames, 7), 0.3, np.float32)
+    given = [np.stack(list(pipe(photo, speech, motion=motion, articulation=a, crop_only=True).frames))
+             for a in (1.0, 2.0)]
+    assert np.array_equal(*given)
+
+
 def photo_without_face(folder: Path) -> Path:
     path = folder / "wall.png"
     cv2.imwrite(str(path), textured_background(seed=3))

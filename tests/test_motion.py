@@ -12,12 +12,13 @@ from talking.models.motion import (
     MOTION_CLASSES,
     FlowMotion,
     KeypointMotion,
+    lip_gap,
     mouth_opening,
     normalise_audio,
 )
 from talking.models.thin_plate import thin_plate_flow
 from talking.speech import Phoneme
-from talking.training.motion import fit_mouth_basis, lip_gap, motion_loss, stretch, viseme_intervals
+from talking.training.motion import fit_mouth_basis, motion_loss, stretch, viseme_intervals
 
 R = 64
 
@@ -227,3 +228,19 @@ def test_train_motion_learns_from_the_corpus_and_natural_voices_and_reports_vise
     assert model.config.channels == 8
     for variant, cls in MOTION_CLASSES.items():
         assert isinstance(cls.from_pretrained(tmp_path / "run" / variant / "motion_predictor"), cls)
+
+
+def test_the_seal_closes_lips_that_nearly_meet_and_keeps_the_widest_opening():
+    basis = torch.from_numpy(fit_mouth_basis(styles=4, samples=20))
+    model = FlowMotion(resolution=R, channels=8, hidden=8, seal_gap=0.02)
+    model.basis.copy_(basis)
+    parameters = torch.zeros(4, len(MOUTH_PARAMETERS))
+    parameters[:, 0] = torch.tensor([0.0, 0.05, 0.5, 1.0])
+    gaps = lip_gap(parameters, basis)
+    assert 0 < gaps[1] < 0.02 < gaps[2]  # nearly met; open
+    sealed = lip_gap(model.seal(parameters), basis)
+    assert sealed[0] == 0 and sealed[1] == 0
+    assert 0 < sealed[2] < gaps[2]
+    torch.testing.assert_close(sealed[3], gaps[3])
+    unsealed = FlowMotion(resolution=R, channels=8, hidden=8)
+    assert torch.equal(unsealed.seal(parameters), parameters)

@@ -37,11 +37,20 @@ from diffusers.utils import BaseOutput
 from torch import nn
 
 from talking.audio import AudioWindows
-from talking.config import MOUTH_PARAMETERS, N_MELS, PITCH_BINS, RESOLUTION, AudioConfig
+from talking.config import (
+    CANONICAL_LEFT_EYE,
+    CANONICAL_RIGHT_EYE,
+    MOUTH_PARAMETERS,
+    N_MELS,
+    PITCH_BINS,
+    RESOLUTION,
+    AudioConfig,
+)
 from talking.models.keypoints import CONTOURS, landmarks_to_heatmaps
 from talking.models.thin_plate import thin_plate_flow
 
 NUM_LANDMARKS = 68
+EYE_DISTANCE = CANONICAL_RIGHT_EYE[0] - CANONICAL_LEFT_EYE[0]  # crop fractions
 # iBUG-68 inner-lip points facing each other: the vertical gap between them is the mouth opening
 INNER_LIP_UPPER, INNER_LIP_LOWER = [61, 62, 63], [67, 66, 65]
 # The thin-plate flow is evaluated every FLOW_STRIDE crop pixels and upsampled: 2.9 instead of
@@ -119,6 +128,8 @@ class MotionPredictor(ModelMixin, ConfigMixin):
         n_mels: mel bands of the audio windows.
         audio_window: mel frames per video frame's window.
         pitch_bins: pitch quantisation of the audio front-end (bin 0 = unvoiced).
+        seal_gap: at inference (:meth:`predict_parameters`), lips predicted closer than this (in
+            eye distances) meet (:meth:`seal`); chosen on the validation splits after training.
     """
 
     variant: ClassVar[str]  # "optical" or "keypoint"
@@ -135,8 +146,11 @@ class MotionPredictor(ModelMixin, ConfigMixin):
         n_mels: int = N_MELS,
         audio_window: int = AudioConfig().window,
         pitch_bins: int = PITCH_BINS,
+        seal_gap: float = 0.0,
     ) -> None:
         super().__init__()
+        if not 0 <= seal_gap < 0.2:
+            raise ValueError(f"seal_gap must be in [0, 0.2) eye distances, got {seal_gap}")
         if channels < 1 or hidden < 1 or lookahead < 0:
             raise ValueError(f"need channels, hidden >= 1 and lookahead >= 0, got {channels}, {hidden}, "
                              f"{lookahead}")
@@ -181,7 +195,19 @@ class MotionPredictor(ModelMixin, ConfigMixin):
         mel = torch.from_numpy(windows.mel)[None].to(self.device, self.dtype)
         pitch = torch.from_numpy(windows.pitch)[None].to(self.device)
         energy = torch.from_numpy(windows.energy)[None].to(self.device, self.dtype)
-        return self(mel, pitch, energy).parameters[0]
+        return self.seal(self(mel, pitch, energy).parameters[0])
+
+    def seal(self, parameters: torch.Tensor) -> torch.Tensor:
+        """Parameters (..., P) with the lips' gap (:func:`lip_gap`) remapped from
+        [``seal_gap``, full jaw] onto [0, full jaw] (all parameters of a frame scaled alike):
+        lips that nearly meet, meet, as on /p b m/, where a regression stops a little short."""
+        if self.config.seal_gap == 0:
+            return parameters
+        gap = lip_gap(parameters, self.basis)  # (...,)
+        full = lip_gap(torch.eye(len(MOUTH_PARAMETERS), dtype=parameters.dtype)[0], self.basis)
+        seal = self.config.seal_gap
+        scale = (gap - seal).clamp_min(0) / (gap * (1 - seal / full)).clamp_min(1e-6)
+        return parameters * scale.clamp(max=1.0)[..., None]
 
     def displacement(self, parameters: torch.Tensor) -> torch.Tensor:
         """(..., P) parameters -> (..., 68, 2) landmark displacement in crop pixels."""
@@ -274,6 +300,13 @@ def _mouth_box(source: torch.Tensor, target: torch.Tensor, size: int) -> tuple[i
     low = (lips.amin(dim=(0, 1)) - MOUTH_MARGIN).floor().clamp(0, size).int().tolist()
     high = (lips.amax(dim=(0, 1)) + MOUTH_MARGIN).ceil().clamp(0, size).int().tolist()
     return low[1], low[0], high[1], high[0]
+
+
+def lip_gap(parameters: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    """(...,) inner-lip gap, in eye distances of the canonical crop, that parameters (..., P)
+    open from the mouth at rest (through ``basis`` (P, 68, 2)); 0 = lips closed."""
+    per_parameter = mouth_opening(basis)  # (P,) crop fractions per unit
+    return parameters @ per_parameter.to(parameters) / EYE_DISTANCE
 
 
 def mouth_opening(landmarks: np.ndarray | torch.Tensor):

@@ -32,11 +32,11 @@ import numpy as np
 import torch
 
 from talking.audio import AudioFeatures, extract_features
-from talking.config import CANONICAL_LEFT_EYE, CANONICAL_RIGHT_EYE, FPS, MOUTH_PARAMETERS, AudioConfig
+from talking.config import FPS, MOUTH_PARAMETERS, AudioConfig
 from talking.corpus.visemes import phoneme_visemes
 from talking.data import Clip, load_split
 from talking.errors import TalkingError
-from talking.models.motion import MOTION_CLASSES, MotionPredictor, mouth_opening
+from talking.models.motion import MOTION_CLASSES, MotionPredictor, lip_gap, mouth_opening
 from talking.pose import move_points, pose_alignment
 from talking.real_metrics import LIP_LEAD, interval_frames
 from talking.speech import Phoneme
@@ -45,7 +45,6 @@ from talking.training.speech_augment import augment_speech
 
 # Loss weight of each parameter: the opening is what viewers read lips by.
 PARAMETER_WEIGHTS = (3.0, 1.0, 1.0, 0.5, 1.0, 0.5, 0.5)
-EYE_DISTANCE = CANONICAL_RIGHT_EYE[0] - CANONICAL_LEFT_EYE[0]  # crop fractions
 CLOSED_GAP = 0.02  # eye distances: lips this close are closed (as the real-input evaluation counts)
 OPEN_GAP = 0.05  # eye distances: lips this far apart are open
 NATURAL_VAL_EVERY = 10  # one natural-voice utterance in ten is validation
@@ -73,6 +72,7 @@ class MotionTrainConfig:
     closure_weight: float = 2.0
     init_from: str | None = None  # a saved motion predictor to continue from (same config)
     natural: str | None = None  # a natural-voice speech set (python -m talking natural-speech)
+    seal_gap: float = 0.0  # the predictor's inference-time seal (MotionPredictor.seal), eye distances
 
 
 def fit_mouth_basis(styles: int = 60, samples: int = 40, seed: int = 0) -> np.ndarray:
@@ -110,13 +110,6 @@ def clip_parameters(clip: Clip, basis: np.ndarray) -> np.ndarray:
     flat = basis.reshape(len(basis), -1).T * resolution  # (68 * 2, P)
     parameters, *_ = np.linalg.lstsq(flat, (moved - rest).reshape(len(moved), -1).T, rcond=None)
     return np.clip(parameters.T, 0, 1).astype(np.float32)
-
-
-def lip_gap(parameters: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
-    """(...,) inner-lip gap, in eye distances, that parameters (..., P) open from the mouth at
-    rest (through ``basis`` (P, 68, 2)); 0 = lips closed."""
-    per_parameter = mouth_opening(basis)  # (P,) crop fractions per unit
-    return parameters @ per_parameter.to(parameters) / EYE_DISTANCE
 
 
 def viseme_intervals(phonemes: list[Phoneme], num_frames: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -267,8 +260,9 @@ def validation_figures(model: MotionPredictor, sequences: list[Sequence]) -> dic
     model.eval()
     predicted, true, closed, opened = [], [], [], []
     for sequence in sequences:
-        output = model(torch.from_numpy(sequence.mel)[None], torch.from_numpy(sequence.pitch)[None],
-                       torch.from_numpy(sequence.energy)[None]).parameters[0]
+        raw = model(torch.from_numpy(sequence.mel)[None], torch.from_numpy(sequence.pitch)[None],
+                    torch.from_numpy(sequence.energy)[None]).parameters[0]
+        output = model.seal(raw)  # as at inference
         gap = lip_gap(output, model.basis).numpy()  # (N,)
         closed += [gap[frames].min() <= CLOSED_GAP for frames in sequence.bilabials]
         opened += [gap[frames].max() >= OPEN_GAP for frames in sequence.vowels]
@@ -318,6 +312,7 @@ def train_motion(config: MotionTrainConfig) -> MotionPredictor:
         model = MOTION_CLASSES["optical"](channels=config.channels, hidden=config.hidden,
                                           lookahead=config.lookahead)
     model.basis.copy_(torch.from_numpy(basis))
+    model.register_to_config(seal_gap=config.seal_gap)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.learning_rate, total_steps=config.steps,
                                                    pct_start=0.05)
