@@ -228,19 +228,3 @@ def test_train_motion_learns_from_the_corpus_and_natural_voices_and_reports_vise
     assert model.config.channels == 8
     for variant, cls in MOTION_CLASSES.items():
         assert isinstance(cls.from_pretrained(tmp_path / "run" / variant / "motion_predictor"), cls)
-
-
-def test_the_seal_closes_lips_that_nearly_meet_and_keeps_the_widest_opening():
-    basis = torch.from_numpy(fit_mouth_basis(styles=4, samples=20))
-    model = FlowMotion(resolution=R, channels=8, hidden=8, seal_gap=0.02)
-    model.basis.copy_(basis)
-    parameters = torch.zeros(4, len(MOUTH_PARAMETERS))
-    parameters[:, 0] = torch.tensor([0.0, 0.05, 0.5, 1.0])
-    gaps = lip_gap(parameters, basis)
-    assert 0 < gaps[1] < 0.02 < gaps[2]  # nearly met; open
-    sealed = lip_gap(model.seal(parameters), basis)
-    assert sealed[0] == 0 and sealed[1] == 0
-    assert 0 < sealed[2] < gaps[2]
-    torch.testing.assert_close(sealed[3], gaps[3])
-    unsealed = FlowMotion(resolution=R, channels=8, hidden=8)
-    assert torch.equal(unsealed.seal(parameters), parameters)

@@ -128,8 +128,6 @@ class MotionPredictor(ModelMixin, ConfigMixin):
         n_mels: mel bands of the audio windows.
         audio_window: mel frames per video frame's window.
         pitch_bins: pitch quantisation of the audio front-end (bin 0 = unvoiced).
-        seal_gap: at inference (:meth:`predict_parameters`), lips predicted closer than this (in
-            eye distances) meet (:meth:`seal`); chosen on the validation splits after training.
     """
 
     variant: ClassVar[str]  # "optical" or "keypoint"
@@ -146,11 +144,8 @@ class MotionPredictor(ModelMixin, ConfigMixin):
         n_mels: int = N_MELS,
         audio_window: int = AudioConfig().window,
         pitch_bins: int = PITCH_BINS,
-        seal_gap: float = 0.0,
     ) -> None:
         super().__init__()
-        if not 0 <= seal_gap < 0.2:
-            raise ValueError(f"seal_gap must be in [0, 0.2) eye distances, got {seal_gap}")
         if channels < 1 or hidden < 1 or lookahead < 0:
             raise ValueError(f"need channels, hidden >= 1 and lookahead >= 0, got {channels}, {hidden}, "
                              f"{lookahead}")
@@ -195,19 +190,7 @@ class MotionPredictor(ModelMixin, ConfigMixin):
         mel = torch.from_numpy(windows.mel)[None].to(self.device, self.dtype)
         pitch = torch.from_numpy(windows.pitch)[None].to(self.device)
         energy = torch.from_numpy(windows.energy)[None].to(self.device, self.dtype)
-        return self.seal(self(mel, pitch, energy).parameters[0])
-
-    def seal(self, parameters: torch.Tensor) -> torch.Tensor:
-        """Parameters (..., P) with the lips' gap (:func:`lip_gap`) remapped from
-        [``seal_gap``, full jaw] onto [0, full jaw] (all parameters of a frame scaled alike):
-        lips that nearly meet, meet, as on /p b m/, where a regression stops a little short."""
-        if self.config.seal_gap == 0:
-            return parameters
-        gap = lip_gap(parameters, self.basis)  # (...,)
-        full = lip_gap(torch.eye(len(MOUTH_PARAMETERS), dtype=parameters.dtype)[0], self.basis)
-        seal = self.config.seal_gap
-        scale = (gap - seal).clamp_min(0) / (gap * (1 - seal / full)).clamp_min(1e-6)
-        return parameters * scale.clamp(max=1.0)[..., None]
+        return self(mel, pitch, energy).parameters[0]
 
     def displacement(self, parameters: torch.Tensor) -> torch.Tensor:
         """(..., P) parameters -> (..., 68, 2) landmark displacement in crop pixels."""

@@ -72,7 +72,6 @@ class MotionTrainConfig:
     closure_weight: float = 2.0
     init_from: str | None = None  # a saved motion predictor to continue from (same config)
     natural: str | None = None  # a natural-voice speech set (python -m talking natural-speech)
-    seal_gap: float = 0.0  # the predictor's inference-time seal (MotionPredictor.seal), eye distances
 
 
 def fit_mouth_basis(styles: int = 60, samples: int = 40, seed: int = 0) -> np.ndarray:
@@ -260,9 +259,8 @@ def validation_figures(model: MotionPredictor, sequences: list[Sequence]) -> dic
     model.eval()
     predicted, true, closed, opened = [], [], [], []
     for sequence in sequences:
-        raw = model(torch.from_numpy(sequence.mel)[None], torch.from_numpy(sequence.pitch)[None],
-                    torch.from_numpy(sequence.energy)[None]).parameters[0]
-        output = model.seal(raw)  # as at inference
+        output = model(torch.from_numpy(sequence.mel)[None], torch.from_numpy(sequence.pitch)[None],
+                       torch.from_numpy(sequence.energy)[None]).parameters[0]
         gap = lip_gap(output, model.basis).numpy()  # (N,)
         closed += [gap[frames].min() <= CLOSED_GAP for frames in sequence.bilabials]
         opened += [gap[frames].max() >= OPEN_GAP for frames in sequence.vowels]
@@ -312,7 +310,6 @@ def train_motion(config: MotionTrainConfig) -> MotionPredictor:
         model = MOTION_CLASSES["optical"](channels=config.channels, hidden=config.hidden,
                                           lookahead=config.lookahead)
     model.basis.copy_(torch.from_numpy(basis))
-    model.register_to_config(seal_gap=config.seal_gap)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.learning_rate, total_steps=config.steps,
                                                    pct_start=0.05)
