@@ -157,15 +157,17 @@ class TalkingFacePipeline(DiffusionPipeline):
         # 3. the paper's audio features, cut into one window per video frame
         windows = extract_features(wav, config).windows()  # N = ceil(S * fps / sr) windows
 
-        # 4. the whole clip's mouth motion, from the speech alone (or as given)
+        # 4. the whole clip's mouth motion, from the speech alone (or as given), the jaw scaled
+        #    once by the articulation (predicted motion only) and the seed's speaking style
         if motion is None:
             parameters = self.motion_predictor.predict_parameters(windows)  # (N, P)
-            parameters[:, 0] = (parameters[:, 0] * articulation).clamp(0, 1)
+            jaw_scale = articulation
         else:
             parameters = _given_motion(motion, len(windows)).to(self.device, self.dtype)
+            jaw_scale = 1.0
         if seed is not None:
-            articulation = np.random.default_rng(seed).uniform(0.8, 1.25)
-            parameters[:, 0] = (parameters[:, 0] * articulation).clamp(0, 1)
+            jaw_scale *= np.random.default_rng(seed).uniform(0.8, 1.25)
+        parameters[:, 0] = (parameters[:, 0] * jaw_scale).clamp(0, 1)
 
         # 5. render and composite the frames, lazily
         source = torch.from_numpy(aligned.crop).permute(2, 0, 1).float() / 127.5 - 1  # (3, R, R)
@@ -232,6 +234,7 @@ class TalkingFacePipeline(DiffusionPipeline):
         source_state = predictor.source_parameters(source_landmarks)  # (1, P)
 
         resolution = source.shape[-1]
+        blends = self.generator.config.warp_blend  # else no blend mask: the opening is all rendering
         for start in range(0, len(windows), batch_size):
             stop = min(start + batch_size, len(windows))
             count = stop - start
@@ -243,8 +246,6 @@ class TalkingFacePipeline(DiffusionPipeline):
             # 3. render the frames whose mouth is open (their motion input drawn for them
             #    alone), only around their openings
             rendering = source.new_zeros(count, 3, resolution, resolution)
-            # the blend mask, the photo's weight (none: the rendering fills the whole opening)
-            blends = self.generator.config.warp_blend
             mask = source.new_ones(count, 1, resolution, resolution) if blends else None
             shown = torch.nonzero(opening.amax(dim=(1, 2)) > 0)[:, 0]
             if len(shown):
