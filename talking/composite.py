@@ -151,7 +151,8 @@ class Compositor:
     def photo_flow(self, flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(2, R, R) float32 backward flow in crop pixels -> (move_x, move_y), each (h, w): the
         same motion in photo pixels over the zone's box, faded out at the zone's edge."""
-        dx, dy = (self._to_box(np.ascontiguousarray(component)) for component in flow)
+        moved = self._to_box(np.ascontiguousarray(flow.transpose(1, 2, 0)))  # (h, w, 2), one resampling
+        dx, dy = moved[..., 0], moved[..., 1]
         zone = self.zone[..., 0]
         return ((self.turn[0, 0] * dx + self.turn[0, 1] * dy) * zone,
                 (self.turn[1, 0] * dx + self.turn[1, 1] * dy) * zone)
@@ -178,6 +179,8 @@ class Compositor:
         """
         # 1. the photo's own pixels, moved by the flow (faded out at the zone's edge)
         warped = self.warp(*self.photo_flow(flow))
+        if not weight.any():  # a closed mouth: nothing rendered shows
+            return self.paste(warped)
         # 2. the rendering where the photo has nothing to show, feathered
         rendered = self._to_box(rendering, cv2.INTER_CUBIC)
         alpha = self._to_box(np.ascontiguousarray(weight, dtype=np.float32))[..., None] * self.zone
