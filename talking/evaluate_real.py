@@ -9,7 +9,9 @@ is what the user gets. MediaPipe Face Mesh
 gap of every frame; :mod:`talking.real_metrics` turns the tracks into figures:
 
 - lip activity, loud minus quiet, silence jitter and gap;
-- viseme accuracy: pocketsphinx's phones (:mod:`talking.phonemes`); the lips count as closed at a
+- viseme accuracy: phones timed by pocketsphinx's forced alignment (:mod:`talking.phonemes`)
+  of the clip's transcript (:data:`talking.real_material.TRANSCRIPTS`) or, for a clip without
+  one, of the words its recogniser hears; the lips count as closed at a
   gap within :data:`CLOSE_MARGIN` of the photo's own closed gap, open beyond :data:`OPEN_MARGIN`
   of it (a photo with parted lips is held to :data:`CLOSED_GAP`, what the tracker reads on
   closed real lips);
@@ -41,7 +43,7 @@ import numpy as np
 from talking import real_metrics as rm
 from talking.config import FPS, SAMPLE_RATE
 from talking.errors import TalkingError
-from talking.real_material import PHOTOS, SPEECH, RealPhoto, real_photos, speech_path
+from talking.real_material import PHOTOS, SPEECH, TRANSCRIPTS, RealPhoto, real_photos, speech_path
 from talking.real_methods import SHIPPED, MakeVideo, build_methods, encode, static_video
 
 CLOSED_GAP = 0.02  # the most MediaPipe reads on closed real lips (grace_hopper: 0.003)
@@ -84,11 +86,13 @@ class RealOptions:
 
 @dataclass
 class Clip:
-    """One speech clip: ``wav`` (S,) float32 at 22050 Hz, its per-frame RMS (N,), its phones."""
+    """One speech clip: ``wav`` (S,) float32 at 22050 Hz, its per-frame RMS (N,), its words
+    (known or recognised) and their phones."""
 
     name: str
     wav: np.ndarray
     rms: np.ndarray
+    words: str
     phones: list
 
 
@@ -145,7 +149,7 @@ def evaluate_real(checkpoints: list[str], options: RealOptions, device: str = "c
         sides.setdefault(photo.case, (photo.image, regions, {n: t.middle for n, t in tracks.items()}))
     methods_seen = list(dict.fromkeys(c["method"] for c in cases))
     report = {"photos": [{"case": p.case, "size": list(p.image.shape[:2])} for p in photos],
-              "speech": [{"name": c.name, "seconds": len(c.wav) / SAMPLE_RATE,
+              "speech": [{"name": c.name, "seconds": len(c.wav) / SAMPLE_RATE, "words": c.words,
                           "phones": " ".join(p.label for p in c.phones)} for c in clips],
               "thresholds": {"closed_gap": CLOSED_GAP, "close_margin": CLOSE_MARGIN,
                              "open_margin": OPEN_MARGIN, "silence_db": rm.SILENCE_DB},
@@ -188,12 +192,16 @@ def _load_clip(name: str, seconds: float, lead: float = LEAD_SILENCE) -> Clip:
     """The first ``seconds`` of clip ``name`` (a file of any audio or video) after ``lead``
     seconds of silence."""
     from talking.audio import load_audio, num_video_frames
-    from talking.phonemes import recognise_phones
+    from talking.phonemes import align_phones, recognise_words
 
-    speech = load_audio(speech_path(name))[: int(round(seconds * SAMPLE_RATE))]
+    whole = load_audio(speech_path(name))
+    speech = whole[: int(round(seconds * SAMPLE_RATE))]
     wav = np.concatenate([np.zeros(int(lead * SAMPLE_RATE), np.float32), speech])
     rms = rm.frame_rms(wav, SAMPLE_RATE, FPS, num_video_frames(len(wav)))
-    return Clip(name, wav, rms, recognise_phones(wav, SAMPLE_RATE))
+    # a known transcript holds for the whole clip only
+    known = TRANSCRIPTS.get(name) if len(speech) == len(whole) else None
+    words = known or recognise_words(wav, SAMPLE_RATE)
+    return Clip(name, wav, rms, words, align_phones(wav, SAMPLE_RATE, words) if words else [])
 
 
 def _video_case(video: Path, seconds: float) -> tuple[RealPhoto, Clip, MakeVideo]:

@@ -1,20 +1,25 @@
-"""Phone timings of natural speech from an offline recogniser: pocketsphinx's phone decoder.
+"""Phone timings of natural speech from an offline aligner: pocketsphinx's forced alignment.
 
-pocketsphinx 5 ships its US-English acoustic model and a phonetic language model inside the
-wheel, so nothing is downloaded. Its *allphone* mode decodes the speech straight into CMU
-phones (ARPAbet without stress: ``P``, ``AA``, ...) with their start and end, no transcript
-needed. Recognising the words first and force-aligning them would be more accurate, but the
-word decoder with the large language model takes ~20x real time on a busy 2-core machine, the
-phone decoder ~1-2x; for where the lips close (``P B M``) and open (open vowels) its timings are
-what the evaluation needs.
+pocketsphinx 5 ships its US-English acoustic model, a word language model and the CMU
+pronouncing dictionary inside the wheel, so nothing is downloaded. Given the words spoken,
+:func:`align_phones` times every phone (CMU phones, ARPAbet without stress: ``P``, ``AA``, ...)
+in two passes: the words first, then the phones within them (~0.1x real time). Without a
+transcript, :func:`recognise_words` finds the words first with the language model (~1-2x real
+time); a misrecognised word then misplaces its phones, so the evaluation gives the transcript of
+every clip it knows (:data:`talking.real_material.TRANSCRIPTS`).
+
+An earlier version decoded phones straight from the audio (pocketsphinx's *allphone* mode, no
+words): on gradio's clips it heard /p b m/ where the words have none (two in each clip, where
+the words have one).
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
+
+from talking.errors import TalkingError
 
 RECOGNISER_RATE = 16000  # the acoustic model's sample rate
 _FRAMES_PER_SECOND = 100  # pocketsphinx's feature frames (10 ms)
@@ -23,29 +28,65 @@ SILENCE = frozenset({"SIL", "+SPN+", "+NSN+"})  # silence, spoken noise, noise
 
 @dataclass(frozen=True)
 class Phone:
-    """One recognised phone: its ARPAbet ``label`` and where it lies, in seconds."""
+    """One phone: its ARPAbet ``label`` and where it lies, in seconds."""
 
     label: str
     start: float
     end: float
 
 
-def recognise_phones(wav: np.ndarray, sample_rate: int) -> list[Phone]:
-    """The phones of speech ``wav`` (S,) float in [-1, 1] at ``sample_rate``, in time order.
+def recognise_words(wav: np.ndarray, sample_rate: int) -> str:
+    """The words pocketsphinx's US-English language model hears in ``wav`` (S,) float in
+    [-1, 1] at ``sample_rate``, lower case; "" when it hears none."""
+    from pocketsphinx import Decoder
 
-    Silences and noises come back as phones too (labels in :data:`SILENCE`).
-    """
+    decoder = Decoder(samprate=RECOGNISER_RATE, loglevel="FATAL")
+    _decode(decoder, _pcm(wav, sample_rate))
+    hypothesis = decoder.hyp()
+    return hypothesis.hypstr if hypothesis is not None else ""
+
+
+def align_phones(wav: np.ndarray, sample_rate: int, transcript: str) -> list[Phone]:
+    """The phones of ``transcript`` timed in ``wav`` (S,) float in [-1, 1] at ``sample_rate``,
+    in time order, silences included (labels in :data:`SILENCE`); raises :class:`TalkingError` when a word is
+    not in the dictionary or the words cannot be fitted to the audio."""
+    from pocketsphinx import Decoder
+
+    pcm = _pcm(wav, sample_rate)
+    decoder = Decoder(samprate=RECOGNISER_RATE, loglevel="FATAL", lm=None)
+    words = " ".join(transcript.lower().replace(",", " ").replace(".", " ").split())
+    try:
+        decoder.set_align_text(words)
+    except RuntimeError as error:
+        raise TalkingError(f"Cannot align {transcript!r}: a word is not in pocketsphinx's "
+                           f"dictionary ({error}).") from None
+    _decode(decoder, pcm)  # pass 1: where the words lie
+    try:
+        decoder.set_alignment()
+    except RuntimeError:
+        raise TalkingError(f"The words {transcript!r} cannot be fitted to the audio: is it the "
+                           "transcript of this speech?") from None
+    _decode(decoder, pcm)  # pass 2: the phones within the words
+    alignment = decoder.get_alignment()
+    # the search may end in silence before the last words when they do not fit
+    fitted = [word.name.split("(")[0] for word in alignment or [] if not word.name.startswith("<")]
+    if fitted != words.split():
+        raise TalkingError(f"The words {transcript!r} cannot be fitted to the audio (only "
+                           f"{' '.join(fitted) or 'none'}): is it the transcript of this speech?")
+    return [Phone(phone.name, phone.start / _FRAMES_PER_SECOND,
+                  (phone.start + phone.duration) / _FRAMES_PER_SECOND)
+            for word in alignment for phone in word]
+
+
+def _pcm(wav: np.ndarray, sample_rate: int) -> bytes:
+    """16-bit PCM at the recogniser's rate."""
     import librosa
-    from pocketsphinx import Decoder, get_model_path
 
     speech = librosa.resample(np.asarray(wav, np.float32), orig_sr=sample_rate, target_sr=RECOGNISER_RATE)
-    pcm = (np.clip(speech, -1, 1) * 32767).astype(np.int16).tobytes()
-    # lw, pip and the beams as in pocketsphinx's phone-recognition example
-    decoder = Decoder(samprate=RECOGNISER_RATE, loglevel="FATAL", lm=None, lw=2.0, pip=0.1,
-                      beam=1e-20, pbeam=1e-20,
-                      allphone=os.path.join(get_model_path(), "en-us", "en-us-phone.lm.bin"))
+    return (np.clip(speech, -1, 1) * 32767).astype(np.int16).tobytes()
+
+
+def _decode(decoder, pcm: bytes) -> None:
     decoder.start_utt()
     decoder.process_raw(pcm, full_utt=True)
     decoder.end_utt()
-    return [Phone(segment.word, segment.start_frame / _FRAMES_PER_SECOND,
-                  (segment.end_frame + 1) / _FRAMES_PER_SECOND) for segment in decoder.seg()]

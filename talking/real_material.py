@@ -36,6 +36,9 @@ from talking.errors import TalkingError
 # photo -> the face widths (pixels) it is evaluated at
 PHOTOS = {"astronaut": (100, 300), "grace_hopper": (200, 600)}
 SPEECH = ("heath_ledger.mp3", "cate_blanch_2.mp3")  # the defaults; cate_blanch.mp3 is longer
+# what is said in the clips whose words are known (the Joker's line in The Dark Knight, which
+# pocketsphinx's recogniser also hears word for word); other clips' words are recognised
+TRANSCRIPTS = {"heath_ledger.mp3": "if you're good at something never do it for free"}
 
 
 @dataclass(frozen=True)
