@@ -167,6 +167,26 @@ def test_validation_counts_the_bilabials_whose_lips_close():
     assert 10 in bilabials[0] and 11 in bilabials[0]  # frames 10, 11 have their middles in /m/
 
 
+def test_augmented_copies_keep_their_bilabials_at_the_copys_tempo():
+    from talking.training.motion import Speech, build_sequences
+
+    t = np.arange(22050 * 2) / 22050
+    loud = (0.3 * np.sin(2 * np.pi * 140 * t)).astype(np.float32)
+    quiet = (0.2 * np.sin(2 * np.pi * 200 * t)).astype(np.float32)
+    phonemes = [Phoneme("a", 0.0, 1.0), Phoneme("m", 1.0, 1.2), Phoneme("a", 1.2, 2.0)]
+    speech = [Speech(loud, np.zeros((50, 7), np.float32), phonemes),
+              Speech(quiet, np.zeros((50, 7), np.float32), [])]
+    sequences = build_sequences(speech, augmentations=3, seed=0)
+    assert len(sequences) == 8
+    original, *copies = sequences[:4]
+    assert len(original.bilabials) == 1 and original.bilabials[0][-1] == 29  # 1.0-1.2 s: frames 25-29
+    for copy in copies:
+        factor = 50 / len(copy.targets)  # the copy's tempo, from its length
+        (frames,) = copy.bilabials
+        assert abs(frames[-1] + 1 - 30 / factor) <= 1.5 and len(copy.vowels) == 2
+    assert sequences[4].bilabials == [] and len(sequences[5:]) == 3
+
+
 def test_stretch_keeps_the_shape_of_the_targets_over_a_new_length():
     targets = np.zeros((20, 7), np.float32)
     targets[10:15, 0] = 1

@@ -159,7 +159,7 @@ def test_config_rejects_unknown_keys(tmp_path):
         load_config(path)
 
 
-MOTION_RECIPES = ("motion.yaml", "motion_natural.yaml")  # train_motion.py's, in order
+MOTION_RECIPES = ("motion.yaml", "motion_natural.yaml", "motion_noisy.yaml")  # train_motion.py's, in order
 NOT_MAN = ("base.yaml", "landmarks.yaml", *MOTION_RECIPES)  # a base, and other scripts' recipes
 RECIPES = sorted(p for p in (REPO / "train" / "configs").rglob("*.yaml")
                  if p.name not in NOT_MAN or p.parent.name == "ablation")
@@ -174,21 +174,21 @@ def shipped_exports() -> dict[str, TrainConfig]:
 def test_every_shipped_recipe_resolves_and_starts_from_an_earlier_runs_output(path):
     """Each recipe resolves (with its bases) to a valid config, writes under runs/, and starts
     from what an earlier recipe writes: init_from is train_motion.py's predictor of the same
-    variant (a motion recipe's ``<output_dir>/<variant>``, the second continuing the first's),
+    variant (a motion recipe's ``<output_dir>/<variant>``, each continuing the one before),
     init_pipeline the export of another shipped recipe of the same variant. Running them in order
     reproduces the chain."""
     from talking.training.motion import MotionTrainConfig
     from talking.training.recipe import load_recipe
 
     config = load_config(path)
-    first, second = (load_recipe(MotionTrainConfig, REPO / "train" / "configs" / name)
-                     for name in MOTION_RECIPES)
-    assert Path(second.init_from) == Path(first.output_dir) / "optical" / "motion_predictor"
+    motion = [load_recipe(MotionTrainConfig, REPO / "train" / "configs" / name) for name in MOTION_RECIPES]
+    for before, after in zip(motion, motion[1:], strict=False):
+        assert Path(after.init_from) == Path(before.output_dir) / "optical" / "motion_predictor"
     exports = shipped_exports()
     assert config.run_dir == Path("runs") / config.name and Path(config.export_dir).parts[0] == "runs"
     assert config.init_from or config.init_pipeline
     if config.init_from is not None:
-        assert Path(config.init_from) in {Path(m.output_dir) / config.variant for m in (first, second)}
+        assert Path(config.init_from) in {Path(m.output_dir) / config.variant for m in motion}
     if config.init_pipeline is not None:
         assert config.init_pipeline in exports, f"{path.name}: {config.init_pipeline} is no recipe's export"
         assert exports[config.init_pipeline].variant == config.variant

@@ -18,7 +18,10 @@ gap itself to be zero (:func:`lip_gap`).
 
 Validation reports, besides L1 and the jaw's correlation, travel and spread, the share of /p b m/
 intervals in which the predicted lips close and of open vowels in which they open (the
-real-input evaluation's viseme accuracy, read off the predicted landmarks).
+real-input evaluation's viseme accuracy, read off the predicted landmarks), on the corpus's val
+split as recorded and augmented, and on the held-out natural voices as recorded and augmented
+(``val_natural_augmented``: room, channel, noise, music, babble — the closest stand-in for a
+user's recording that is not evaluation material).
 """
 
 from __future__ import annotations
@@ -181,17 +184,22 @@ def natural_speech(folder: str) -> tuple[list[Speech], list[Speech]]:
 
 def build_sequences(speech: list[Speech], augmentations: int, seed: int,
                     config: AudioConfig = AudioConfig()) -> list[Sequence]:
-    """Every item as recorded plus ``augmentations`` altered copies of its audio."""
+    """Every item as recorded plus ``augmentations`` altered copies of its audio (another item's
+    voice may murmur under a copy; its phonemes are retimed to the copy's tempo)."""
     sequences = []
     for index, item in enumerate(speech):
         features = item.features if item.features is not None else extract_features(item.audio, config)
         sequences.append(Sequence.from_features(features, item.targets, item.phonemes))
         rng = np.random.default_rng([seed, index])
         for _ in range(augmentations):
-            altered, _ = augment_speech(item.audio, rng)
+            other = None
+            if len(speech) > 1:  # another item's voice, for babble
+                other = speech[(index + int(rng.integers(1, len(speech)))) % len(speech)].audio
+            altered, factor = augment_speech(item.audio, rng, voice=other)
             features = extract_features(altered, config)
             targets = stretch(item.targets, features.num_video_frames)
-            sequences.append(Sequence.from_features(features, targets))
+            phonemes = [Phoneme(p.symbol, p.start / factor, p.end / factor) for p in item.phonemes]
+            sequences.append(Sequence.from_features(features, targets, phonemes))
     return sequences
 
 
@@ -298,6 +306,9 @@ def train_motion(config: MotionTrainConfig) -> MotionPredictor:
                   "val_augmented": build_sequences(val_speech, 1, config.seed + 1)[1::2]}
     if natural_val:
         validation["val_natural"] = build_sequences(natural_val, 0, config.seed)
+        # natural voices as real recordings have them (room, channel, noise, music, babble): the
+        # closest held-out stand-in for a user's recording
+        validation["val_natural_augmented"] = build_sequences(natural_val, 1, config.seed + 1)[1::2]
     print(f"features: {len(train)} training sequences in {time.time() - started:.0f} s", flush=True)
 
     if config.init_from:
@@ -336,7 +347,7 @@ def train_motion(config: MotionTrainConfig) -> MotionPredictor:
             log.flush()
             print(figures, flush=True)
             # the best on the espeak-ng voices and, when there are some, the natural ones alike
-            score = np.mean([figures[f"{name}_l1"] for name in validation if name != "val_augmented"])
+            score = np.mean([figures[f"{name}_l1"] for name in ("val", "val_natural") if name in validation])
             if score < best:
                 best = score
                 export_motion(model, out)

@@ -10,7 +10,10 @@ better than its loudness). Each augmented copy of a clip draws, independently:
   tilt (another voice, another microphone);
 - room: reverberation by a synthetic impulse response (decaying noise, RT60 0.1-0.7 s);
 - channel: telephone band (300-3400 Hz) or 8-bit mu-law, sometimes;
-- noise: white or pink noise at 5-40 dB SNR;
+- background: white or pink noise at 5-40 dB SNR, or, at 0-25 dB, music (procedural chords, as a
+  film score or a song under the voice) or another voice (babble); real recordings have them,
+  and a predictor trained without them stopped closing the lips on /p b m/ under music (held-out
+  natural voices: 82 % closed clean, 9 % with music 10 dB below the voice);
 - level: a gain of -20 to +6 dB (clipped like a real recorder).
 """
 
@@ -55,10 +58,48 @@ def pink_noise(length: int, rng: np.random.Generator) -> np.ndarray:
     return noise / max(np.sqrt((noise ** 2).mean()), 1e-9)
 
 
-def augment_speech(wav: np.ndarray, rng: np.random.Generator,
-                   rate: int = SAMPLE_RATE) -> tuple[np.ndarray, float]:
-    """A randomly altered copy of ``wav`` (S,) float32 and the tempo factor it was played at."""
-    factor = float(rng.uniform(0.85, 1.15))
+def background_music(length: int, rng: np.random.Generator, rate: int = SAMPLE_RATE) -> np.ndarray:
+    """(length,) procedural music, unit RMS: a chord of three harmonic tones (a random root, the
+    notes 0-12 semitones above it) struck every 0.25-1.2 s and decaying, a bass line and a score's
+    sustained chords alike."""
+    out = np.zeros(length)
+    start = 0
+    while start < length:
+        time = np.arange(min(int(rng.uniform(0.25, 1.2) * rate), length - start)) / rate
+        envelope = np.minimum(1.0, time / 0.02) * np.exp(-time * rng.uniform(0.5, 4.0))
+        root = rng.uniform(40, 72)  # MIDI note: 82-523 Hz
+        for step in rng.choice([0, 3, 4, 7, 10, 12], size=3, replace=False):
+            pitch = 440.0 * 2 ** ((root + step - 69) / 12)
+            rolloff = rng.uniform(1.0, 2.0)
+            for harmonic in range(1, 6):
+                if pitch * harmonic < rate / 2.5:
+                    phase = rng.uniform(0, 2 * np.pi)
+                    out[start:start + len(time)] += (np.sin(2 * np.pi * pitch * harmonic * time + phase)
+                                                     * envelope / harmonic ** rolloff)
+        start += len(time)
+    return out / max(np.sqrt((out ** 2).mean()), 1e-9)
+
+
+def _background(length: int, rng: np.random.Generator, rate: int,
+                voice: np.ndarray | None) -> tuple[np.ndarray, float]:
+    """(unit-RMS background (length,), its SNR in dB): noise, music or another ``voice``."""
+    kind = rng.uniform()
+    if kind < 0.25 and voice is not None and np.any(voice):
+        looped = np.tile(voice, length // len(voice) + 1)
+        start = int(rng.integers(0, len(voice)))
+        babble = looped[start:start + length] if start + length <= len(looped) else np.resize(looped, length)
+        return babble / max(np.sqrt((babble ** 2).mean()), 1e-9), rng.uniform(0, 25)
+    if kind < 0.5:
+        return background_music(length, rng, rate), rng.uniform(0, 25)
+    noise = pink_noise(length, rng) if kind < 0.75 else rng.standard_normal(length)
+    return noise, rng.uniform(5, 40)
+
+
+def augment_speech(wav: np.ndarray, rng: np.random.Generator, rate: int = SAMPLE_RATE,
+                   voice: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """A randomly altered copy of ``wav`` (S,) float32 and the tempo factor it was played at;
+    ``voice`` (S',), another speaker's audio, may be mixed under it as babble."""
+    factor = round(float(rng.uniform(0.85, 1.15)), 2)  # change_rate plays it in steps of 0.01
     out = change_rate(wav, factor).astype(np.float64)
     for _ in range(2):
         b, a = peaking_filter(rng.uniform(300, 3500), rng.uniform(-9, 9), rng.uniform(0.7, 2.5), rate)
@@ -78,8 +119,7 @@ def augment_speech(wav: np.ndarray, rng: np.random.Generator,
         out = peak * np.sign(quantised) * np.expm1(np.abs(quantised) * np.log(256)) / 255
     power = np.sqrt((out ** 2).mean())
     if power > 0:
-        snr = rng.uniform(5, 40)
-        noise = pink_noise(len(out), rng) if rng.uniform() < 0.5 else rng.standard_normal(len(out))
-        out = out + noise * power / 10 ** (snr / 20)
+        background, snr = _background(len(out), rng, rate, voice)
+        out = out + background * power / 10 ** (snr / 20)
     level = 10 ** (rng.uniform(-20, 6) / 20) * 0.1 / max(np.sqrt((out ** 2).mean()), 1e-9)
     return np.clip(out * level, -1, 1).astype(np.float32), factor
