@@ -12,9 +12,9 @@ gap of every frame; :mod:`talking.real_metrics` turns the tracks into figures:
 - viseme accuracy: phones timed by pocketsphinx's forced alignment (:mod:`talking.phonemes`)
   of the clip's transcript (:data:`talking.real_material.TRANSCRIPTS`) or, for a clip without
   one, of the words its recogniser hears; the lips count as closed at a
-  gap within :data:`CLOSE_MARGIN` of the photo's own closed gap, open beyond :data:`OPEN_MARGIN`
-  of it (a photo with parted lips is held to :data:`CLOSED_GAP`, what the tracker reads on
-  closed real lips);
+  gap within :data:`~talking.real_metrics.CLOSE_MARGIN` of the photo's own closed gap, open
+  beyond :data:`~talking.real_metrics.OPEN_MARGIN` of it (a photo with parted lips is held to
+  :data:`~talking.real_metrics.CLOSED_GAP`, what the tracker reads on closed real lips);
 - sharpness: the face's Laplacian variance (mouth box excluded) in the middle frame over that of
   the photo encoded as a still video with the same settings (the ``static`` method's frame: the
   ceiling); the SSIM above the mouth against the photo, the minimum over closed-mouth frames;
@@ -46,9 +46,6 @@ from talking.errors import TalkingError
 from talking.real_material import PHOTOS, SPEECH, TRANSCRIPTS, RealPhoto, real_photos, speech_path
 from talking.real_methods import SHIPPED, MakeVideo, build_methods, encode, static_video
 
-CLOSED_GAP = 0.02  # the most MediaPipe reads on closed real lips (grace_hopper: 0.003)
-CLOSE_MARGIN = 0.02  # lips within this of the closed gap are closed (a still photo jitters ~0.005)
-OPEN_MARGIN = 0.05  # lips this far beyond it are open: one real speaker's spread of the gap
 # gradio's clips are cut at the first word; a user's recording starts with a pause, in which the
 # mouth must stay closed and still
 LEAD_SILENCE = 0.6  # seconds
@@ -151,8 +148,8 @@ def evaluate_real(checkpoints: list[str], options: RealOptions, device: str = "c
     report = {"photos": [{"case": p.case, "size": list(p.image.shape[:2])} for p in photos],
               "speech": [{"name": c.name, "seconds": len(c.wav) / SAMPLE_RATE, "words": c.words,
                           "phones": " ".join(p.label for p in c.phones)} for c in clips],
-              "thresholds": {"closed_gap": CLOSED_GAP, "close_margin": CLOSE_MARGIN,
-                             "open_margin": OPEN_MARGIN, "silence_db": rm.SILENCE_DB},
+              "thresholds": {"closed_gap": rm.CLOSED_GAP, "close_margin": rm.CLOSE_MARGIN,
+                             "open_margin": rm.OPEN_MARGIN, "silence_db": rm.SILENCE_DB},
               "methods": summarize(cases, methods_seen), "cases": cases}
     write_real_report(report, sheets, sides, out)
     return report
@@ -284,8 +281,8 @@ def _measures(track: Track, clip: Clip, photo: np.ndarray, photo_gap: float, reg
               ceiling: float) -> dict:
     """The figures of one method on one photo and clip (see the module's docstring)."""
     gaps = track.gaps[: len(clip.rms)]
-    closed = min(photo_gap, CLOSED_GAP)
-    closed_below, open_above = closed + CLOSE_MARGIN, closed + OPEN_MARGIN
+    closed = min(photo_gap, rm.CLOSED_GAP)
+    closed_below, open_above = closed + rm.CLOSE_MARGIN, closed + rm.OPEN_MARGIN
     phones = clip.phones
     jitter, silent_gap = rm.silence_stillness(gaps, rm.silent_frames(clip.rms))
     above = rm.crop(photo, regions.above_mouth)

@@ -38,6 +38,11 @@ from talking.phonemes import Phone
 BILABIALS = frozenset({"P", "B", "M"})
 OPEN_VOWELS = frozenset({"AA", "AE", "AH", "AO", "AW", "AY"})
 LIP_LEAD = 2  # frames (80 ms at 25 fps) by which real lips lead the sound
+# Viseme thresholds, in eye distances: lips within CLOSE_MARGIN of their closed gap are closed,
+# OPEN_MARGIN beyond it open; a photo whose lips read apart is held to CLOSED_GAP
+CLOSED_GAP = 0.02  # the most MediaPipe reads on closed real lips (grace_hopper: 0.003)
+CLOSE_MARGIN = 0.02  # a still photo's gap jitters by ~0.005
+OPEN_MARGIN = 0.05  # one real speaker's spread of the gap
 SILENCE_DB = -30.0  # a frame this far below the clip's loud level (95th percentile RMS) is silent
 MIN_SILENCE_FRAMES = 5  # 200 ms: shorter pauses are stop closures and gaps between words
 BACKGROUND_MARGIN = 0.1  # the background starts this fraction of the face's width beyond it

@@ -41,15 +41,13 @@ from talking.data import Clip, load_split
 from talking.errors import TalkingError
 from talking.models.motion import MOTION_CLASSES, MotionPredictor, lip_gap, mouth_opening
 from talking.pose import move_points, pose_alignment
-from talking.real_metrics import LIP_LEAD, interval_frames
+from talking.real_metrics import CLOSE_MARGIN, LIP_LEAD, OPEN_MARGIN, interval_frames
 from talking.speech import Phoneme
 from talking.training.checkpoints import PREDICTOR_FOLDER
 from talking.training.speech_augment import augment_speech
 
 # Loss weight of each parameter: the opening is what viewers read lips by.
 PARAMETER_WEIGHTS = (3.0, 1.0, 1.0, 0.5, 1.0, 0.5, 0.5)
-CLOSED_GAP = 0.02  # eye distances: lips this close are closed (as the real-input evaluation counts)
-OPEN_GAP = 0.05  # eye distances: lips this far apart are open
 NATURAL_VAL_EVERY = 10  # one natural-voice utterance in ten is validation
 
 
@@ -253,7 +251,7 @@ def motion_loss(predicted: torch.Tensor, targets: torch.Tensor, valid: torch.Ten
         return (((x - mean[:, None]) ** 2 * mask).sum(dim=1) / frames).clamp_min(1e-8).sqrt()  # (B, P)
 
     spread_gap = ((spread(predicted) - spread(targets)).abs() * weights).mean() / weights.mean()
-    shut = (lip_gap(targets, basis) <= CLOSED_GAP / 4) & valid  # (B, N): the true lips meet
+    shut = (lip_gap(targets, basis) <= CLOSE_MARGIN / 4) & valid  # (B, N): the true lips meet
     closure = lip_gap(predicted, basis).clamp_min(0)[shut].mean() if shut.any() else predicted.new_zeros(())
     terms = {"l1": l1, "velocity": velocity, "spread": spread_gap, "closure": closure}
     total = l1 + velocity_weight * velocity + spread_weight * spread_gap + closure_weight * closure
@@ -270,8 +268,9 @@ def validation_figures(model: MotionPredictor, sequences: list[Sequence]) -> dic
         output = model(torch.from_numpy(sequence.mel)[None], torch.from_numpy(sequence.pitch)[None],
                        torch.from_numpy(sequence.energy)[None]).parameters[0]
         gap = lip_gap(output, model.basis).numpy()  # (N,)
-        closed += [gap[frames].min() <= CLOSED_GAP for frames in sequence.bilabials]
-        opened += [gap[frames].max() >= OPEN_GAP for frames in sequence.vowels]
+        # the gap from rest, so counted as the real-input evaluation counts a closed photo's
+        closed += [gap[frames].min() <= CLOSE_MARGIN for frames in sequence.bilabials]
+        opened += [gap[frames].max() >= OPEN_MARGIN for frames in sequence.vowels]
         predicted.append(output.numpy())
         true.append(sequence.targets)
     model.train()

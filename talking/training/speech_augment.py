@@ -85,9 +85,8 @@ def _background(length: int, rng: np.random.Generator, rate: int,
     """(unit-RMS background (length,), its SNR in dB): noise, music or another ``voice``."""
     kind = rng.uniform()
     if kind < 0.25 and voice is not None and np.any(voice):
-        looped = np.tile(voice, length // len(voice) + 1)
-        start = int(rng.integers(0, len(voice)))
-        babble = looped[start:start + length] if start + length <= len(looped) else np.resize(looped, length)
+        # from a random point of the voice, looped as long as needed
+        babble = np.resize(np.roll(voice, -int(rng.integers(0, len(voice)))), length)
         return babble / max(np.sqrt((babble ** 2).mean()), 1e-9), rng.uniform(0, 25)
     if kind < 0.5:
         return background_music(length, rng, rate), rng.uniform(0, 25)
