@@ -25,7 +25,8 @@ How it holds up as a service:
 - A :class:`TalkingError` (no face, unreadable or too long audio, huge image) or a missing input
   reaches the user as a ``gr.Error`` with its message and is logged in one line; any other
   exception is logged with its traceback and shown as a short generic ``gr.Error``. Nothing a
-  request does stops the server.
+  request does stops the server. A :class:`TalkingWarning` (a transcript that does not fit the
+  speech) is shown as a ``gr.Warning`` beside the video, which is made without what it warns of.
 - Start-up is logged as one line, ``ready in N s (imports A s, models B s)``, from the moment the
   process started.
 """
@@ -40,12 +41,13 @@ import shutil
 import tempfile
 import time
 import uuid
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
 
-from talking.errors import TalkingError
+from talking.errors import TalkingError, TalkingWarning
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES = HERE / "examples"
@@ -145,11 +147,11 @@ class RequestHandler:
         return failures
 
     def __call__(self, face: str | dict | None, speech: str | dict | None, text: str, voice: str,
-                 variant: str, seed: float | None, crop_only: bool,
+                 variant: str, seed: float | None, crop_only: bool, transcript: str = "",
                  progress: gr.Progress = gr.Progress()):
         """``face`` and ``speech`` are file paths, or Gradio's file payloads ({"path": ...})."""
         face, speech = upload_path(face), upload_path(speech)
-        text = (text or "").strip()
+        text, transcript = (text or "").strip(), (transcript or "").strip()
         try:
             if not face:
                 raise TalkingError("Add a face photo: upload one, take one with the webcam or paste one.")
@@ -159,7 +161,8 @@ class RequestHandler:
                 raise TalkingError(f"{VARIANTS.get(variant, variant)} is not installed on this server; "
                                    "choose another model.")
             seed = None if seed is None else int(seed)
-            return self._generate(face, speech, text, voice, variant, seed, crop_only, progress)
+            return self._generate(face, speech, text, voice, variant, seed, crop_only, transcript,
+                                  progress)
         except TalkingError as error:
             logger.info("refused: %s", error)
             raise gr.Error(str(error), print_exception=False) from error
@@ -168,12 +171,13 @@ class RequestHandler:
             raise gr.Error("Something went wrong while making the video; it has been logged. "
                            "Try another photo or speech clip.", print_exception=False) from error
 
-    def _generate(self, face, speech, text, voice, variant, seed, crop_only, progress):
+    def _generate(self, face, speech, text, voice, variant, seed, crop_only, transcript, progress):
         from talking.generate import GenerateOptions, generate_video
 
         options = GenerateOptions(checkpoint=str(self.checkpoints[variant]), variant=variant,
                                   device=self.device, seed=seed, crop_only=crop_only,
                                   text=None if speech else text, voice=voice,
+                                  transcript=(transcript or None) if speech else None,
                                   max_seconds=self.max_seconds)
         # The photo and the speech (and its length) are checked before any frame is made.
         progress(0, desc="Finding the face and reading the speech")
@@ -183,11 +187,17 @@ class RequestHandler:
 
         folder = self.outputs.new()
         try:
-            result = generate_video(face, speech or None, folder / "talking.mp4", options,
-                                    progress=report)
+            with warnings.catch_warnings(record=True) as caught:  # one request at a time
+                warnings.simplefilter("always", TalkingWarning)
+                result = generate_video(face, speech or None, folder / "talking.mp4", options,
+                                        progress=report)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)  # a refused request leaves nothing behind
             raise
+        for warning in caught:
+            if issubclass(warning.category, TalkingWarning):
+                logger.info("warned: %s", warning.message)
+                gr.Warning(str(warning.message))
         return str(result.path), result.face
 
 
@@ -261,12 +271,18 @@ def build_app(checkpoint: str | os.PathLike = HERE / "checkpoints", device: str 
                         False, label="Crop only",
                         info="Return the aligned face crop talking, without pasting it back "
                              "into the photo.")
+                    transcript = gr.Textbox(
+                        "", label="Words said in the speech clip", max_length=MAX_TEXT, lines=2,
+                        elem_id="transcript",
+                        info="Optional, English. The lips then shut on every p, b and m, timed "
+                             "in the clip (about 0.1 s per second of speech). Typed text does "
+                             "this by itself.")
                 button = gr.Button("Generate", variant="primary", elem_id="generate")
             with gr.Column():
                 video = gr.Video(label="Talking video", interactive=False, autoplay=True, elem_id="video")
                 crop = gr.Image(label="What the model saw", type="numpy",
                                 format="png", interactive=False, height=200, elem_id="crop")
-        inputs = [face, speech, text, voice, variant, seed, crop_only]
+        inputs = [face, speech, text, voice, variant, seed, crop_only, transcript]
         button.click(handler, inputs, [video, crop], api_name="generate",
                      concurrency_id="generate", preprocess=False)
 
@@ -278,7 +294,8 @@ def build_app(checkpoint: str | os.PathLike = HERE / "checkpoints", device: str 
                           "Face 2 saying: Good morning! The weather is lovely today, isn't it?"]
         if on_space:  # generated once, on first use, then served from the cache to everyone
             def run_example(face, speech, text, progress=gr.Progress()):
-                return handler(face, speech, text, VOICES[0][1], default_variant, None, False, progress)
+                return handler(face, speech, text, VOICES[0][1], default_variant, None, False, "",
+                               progress)
 
             gr.Examples(example_rows, [face, speech, text], [video, crop], fn=run_example,
                         cache_examples=True, cache_mode="lazy", example_labels=example_labels,

@@ -20,9 +20,10 @@ import signal
 import sys
 import types
 import typing
+import warnings
 from collections.abc import Callable, Sequence
 
-from talking.errors import TalkingError
+from talking.errors import TalkingError, TalkingWarning
 
 
 def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
@@ -205,6 +206,17 @@ def _raise_terminated(signum: int, frame) -> None:
     raise Terminated(signum)
 
 
+_default_showwarning = warnings.showwarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A TalkingWarning as one line, as errors are printed; other warnings as Python shows them."""
+    if issubclass(category, TalkingWarning):
+        print(f"warning: {message}", file=sys.stderr)
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
+
+
 def build_parser(command_name: str | None = None) -> argparse.ArgumentParser:
     """The parser of every command; only ``command_name``'s flags are added."""
     parser = _OneLineParser(prog="talking", description=__doc__.splitlines()[0])
@@ -223,7 +235,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         args = build_parser(name).parse_args(argv)
-        return COMMANDS[args.command][2](args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("default", TalkingWarning)
+            warnings.showwarning = _show_warning
+            return COMMANDS[args.command][2](args)
     except TalkingError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

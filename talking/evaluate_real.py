@@ -44,7 +44,7 @@ from talking import real_metrics as rm
 from talking.config import FPS, SAMPLE_RATE
 from talking.errors import TalkingError
 from talking.real_material import PHOTOS, SPEECH, TRANSCRIPTS, RealPhoto, real_photos, speech_path
-from talking.real_methods import SHIPPED, MakeVideo, build_methods, encode, static_video
+from talking.real_methods import SHIPPED, WITH_WORDS, MakeVideo, build_methods, encode, static_video
 
 # gradio's clips are cut at the first word; a user's recording starts with a pause, in which the
 # mouth must stay closed and still
@@ -68,17 +68,18 @@ class RealOptions:
     video: str | None = dataclasses.field(default=None, metadata={
         "help": "with --real: a real talking-head video with its own sound: one more case (its "
                 "first frame, its speech), and each method's lip gap correlated with the speaker's"})
-    methods: str = dataclasses.field(default="optical,keypoint,energy", metadata={
-        "help": "with --real: shipped checkpoints (optical, keypoint) and the energy baseline to "
-                "evaluate besides --checkpoint and the static photo (always: the sharpness ceiling)"})
+    methods: str = dataclasses.field(default="optical,keypoint,optical+words,energy", metadata={
+        "help": "with --real: shipped checkpoints (optical, keypoint; +words: given the clip's "
+                "words as transcript) and the energy baseline to evaluate besides --checkpoint "
+                "and the static photo (always: the sharpness ceiling)"})
 
     def __post_init__(self) -> None:
         if self.seconds <= 0:
             raise ValueError(f"seconds must be positive, got {self.seconds}")
-        unknown = set(_names(self.methods)) - {*SHIPPED, "energy"}
+        unknown = set(_names(self.methods)) - {*SHIPPED, *(n + WITH_WORDS for n in SHIPPED), "energy"}
         if unknown:
             raise ValueError(f"unknown methods {', '.join(sorted(unknown))}: use optical, keypoint "
-                             "or energy, and --checkpoint for other folders")
+                             f"(either with {WITH_WORDS}) or energy, and --checkpoint for other folders")
 
 
 @dataclass
@@ -130,7 +131,7 @@ def evaluate_real(checkpoints: list[str], options: RealOptions, device: str = "c
         for name, make in case_methods.items():
             started = time.perf_counter()
             path = out / "videos" / f"{case}_{name}.mp4"
-            make(photo.image, clip.wav, path)
+            make(photo.image, clip.wav, clip.words, path)
             seconds = time.perf_counter() - started
             tracks[name] = _track(path, photo.image, regions)
             ceiling = rm.laplacian_variance(tracks["static"].middle, regions.face)
@@ -220,7 +221,7 @@ def _video_case(video: Path, seconds: float) -> tuple[RealPhoto, Clip, MakeVideo
         raise TalkingError(f"The face tracker finds no face in the first frame of {video.name}.")
     photo = RealPhoto(video.stem, round(float(np.ptp(mesh.points[:, 0]))), first)
 
-    def real_frames(_: np.ndarray, wav: np.ndarray, path: Path) -> None:
+    def real_frames(_: np.ndarray, wav: np.ndarray, words: str, path: Path) -> None:
         from talking.audio import num_video_frames
 
         frames = zip(range(num_video_frames(len(wav))), read_video(video, fps=FPS), strict=False)

@@ -68,6 +68,9 @@ class GenerateOptions:
         "help": "words for espeak-ng to speak, instead of --audio"})
     voice: str = dataclasses.field(default=Voice().name, metadata={
         "help": "espeak-ng voice for --text, e.g. en-gb or en-us+f3 (espeak-ng --voices)"})
+    transcript: str | None = dataclasses.field(default=None, metadata={
+        "help": "the English words said in --audio: the lips shut on their /p b m/, timed by "
+                "forced alignment (~0.1x real time); --text does this by itself"})
     max_side: int = dataclasses.field(default=MAX_PHOTO_SIDE, metadata={
         "help": "downscale the photo to at most this many pixels on its long side"})
     max_seconds: float = dataclasses.field(default=AudioConfig().max_seconds, metadata={
@@ -88,6 +91,8 @@ class GenerateOptions:
             raise TalkingError(f"seed must be between 0 and 2**64 - 1, got {self.seed}.")
         if self.text is not None:
             Voice.parse(self.voice)
+            if self.transcript is not None:
+                raise TalkingError("A transcript is for recorded speech (--audio); --text is its own.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,10 +137,12 @@ def generate_video(
     if options.variant is not None and pipe.variant != options.variant:
         raise TalkingError(f"{checkpoint} holds the {pipe.variant} variant, not {options.variant}.")
     # 3. align the face and compute the speech's features; the frames are made as they are read
-    result = pipe(photo, wav, sample_rate=SAMPLE_RATE, crop_only=options.crop_only,
-                  max_side=options.max_side, max_seconds=options.max_seconds, seed=options.seed,
-                  articulation=options.articulation,
-                  callback=progress)
+    #    (typed text is spoken again by the pipeline, which then knows its /p b m/: 0.3 s)
+    speech = (dict(text=options.text, voice=options.voice) if options.text is not None
+              else dict(audio=wav, sample_rate=SAMPLE_RATE, transcript=options.transcript))
+    result = pipe(photo, **speech, crop_only=options.crop_only, max_side=options.max_side,
+                  max_seconds=options.max_seconds, seed=options.seed,
+                  articulation=options.articulation, callback=progress)
     # 4. stream them into the mp4, which appears only once complete
     with VideoWriter(output, result.audio, fps=result.fps, sample_rate=result.sample_rate,
                      preset=ENCODER_PRESET) as writer:

@@ -11,7 +11,8 @@ Calling the pipeline does the per-clip work up front, so that every bad input fa
 frame is made: the face is found and aligned with its landmarks (:mod:`talking.face`) and an
 open mouth closed (:mod:`talking.closed_mouth`), the speech decoded or spoken by espeak-ng, its
 features computed (:mod:`talking.audio`), and the whole clip's mouth motion predicted (a few
-kilobytes). The frames come back as a lazy iterator, made
+kilobytes), its lips shut on every /p b m/ when the words are known (typed text, or a recording
+with its transcript: :mod:`talking.lip_closures`). The frames come back as a lazy iterator, made
 ``batch_size`` at a time: the landmarks of each frame give the thin-plate flow and the generator's
 motion input, the generator renders the crop, and :class:`~talking.composite.Compositor` makes the
 frame at the photo's own resolution (the photo warped by the flow, the rendering only where the
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,11 +39,13 @@ from talking.audio import AudioWindows, extract_features, load_audio
 from talking.closed_mouth import close_mouth
 from talking.composite import Compositor, compose_crop, mouth_openings, opening_box
 from talking.config import ARTICULATION, MAX_PHOTO_SIDE, MOUTH_PARAMETERS, SAMPLE_RATE, AudioConfig
-from talking.errors import TalkingError
+from talking.errors import TalkingError, TalkingWarning
 from talking.face import align_face
 from talking.image import load_image
+from talking.lip_closures import close_lips, closure_weights, closures_from_phonemes, closures_from_phones
 from talking.models.generator import MANGenerator
 from talking.models.motion import MotionPredictor
+from talking.phonemes import align_phones
 from talking.speech import Voice, synthesize
 
 ImageInput = str | os.PathLike | np.ndarray | Image.Image
@@ -106,6 +110,7 @@ class TalkingFacePipeline(DiffusionPipeline):
         sample_rate: int | None = None,
         text: str | None = None,
         voice: str = Voice().name,
+        transcript: str | None = None,
         crop_only: bool = False,
         max_side: int | None = MAX_PHOTO_SIDE,
         max_seconds: float = AudioConfig().max_seconds,
@@ -129,6 +134,11 @@ class TalkingFacePipeline(DiffusionPipeline):
             text: words for espeak-ng to speak, instead of ``audio``.
             voice: espeak-ng voice for ``text``: a language, optionally with a variant, as in
                 ``"en-us"`` or ``"en-gb+f3"`` (see ``espeak-ng --voices``).
+            transcript: the English words of ``audio``: their /p b m/ are timed by forced
+                alignment (~0.1x real time) and the lips shut on them (typed ``text`` does this by
+                itself). A word outside pocketsphinx's dictionary, or words that do not fit the
+                audio (another text, or speech buried under noise or music), make a
+                :class:`~talking.errors.TalkingWarning`, and the lips follow the sound alone.
             crop_only: yield the generated face crops (R, R, 3) instead of the full photo.
             max_side: the photo is downscaled to at most this many pixels on its long side
                 (None keeps its size); the video has the photo's size.
@@ -150,24 +160,33 @@ class TalkingFacePipeline(DiffusionPipeline):
         aligned = align_face(photo, self.resolution, name=_display_name(image, "the photo"))
         photo, aligned = close_mouth(photo, aligned, self.motion_predictor)
 
-        # 2. the speech as mono float32 at 22050 Hz, decoded from the audio or spoken by espeak-ng
+        # 2. the speech as mono float32 at 22050 Hz, decoded from the audio or spoken by espeak-ng,
+        #    and when the words are known, where the lips shut: (start, end) seconds
         config = dataclasses.replace(self.audio_config, max_seconds=max_seconds)
-        wav = load_audio(*_speech(audio, sample_rate, text, voice), config=config)  # (S,)
+        speech, rate, closures = _speech(audio, sample_rate, text, voice)
+        wav = load_audio(speech, rate, config=config)  # (S,)
+        if transcript is not None and transcript.strip():
+            if text is not None:
+                raise TalkingError("A transcript is for recorded speech; typed text is its own.")
+            closures = _transcript_closures(wav, config.sample_rate, transcript)
 
         # 3. the paper's audio features, cut into one window per video frame
         windows = extract_features(wav, config).windows()  # N = ceil(S * fps / sr) windows
 
         # 4. the whole clip's mouth motion, from the speech alone (or as given), the jaw scaled
-        #    once by the articulation (predicted motion only) and the seed's speaking style
+        #    once by the articulation (predicted motion only) and the seed's speaking style, the
+        #    lips shut where the words have /p b m/ (predicted motion only)
         if motion is None:
             parameters = self.motion_predictor.predict_parameters(windows)  # (N, P)
             jaw_scale = articulation
         else:
             parameters = _given_motion(motion, len(windows)).to(self.device, self.dtype)
-            jaw_scale = 1.0
+            jaw_scale, closures = 1.0, None
         if seed is not None:
             jaw_scale *= np.random.default_rng(seed).uniform(0.8, 1.25)
         parameters[:, 0] = (parameters[:, 0] * jaw_scale).clamp(0, 1)
+        if closures:
+            parameters = close_lips(parameters, closure_weights(closures, len(windows), config.fps))
 
         # 5. render and composite the frames, lazily
         source = torch.from_numpy(aligned.crop).permute(2, 0, 1).float() / 127.5 - 1  # (3, R, R)
@@ -304,16 +323,28 @@ def _display_name(source: object, fallback: str) -> str:
 
 def _speech(
     audio: AudioInput | None, sample_rate: int | None, text: str | None, voice: str
-) -> tuple[AudioInput, int | None]:
-    """The speech to load: ``audio`` as given, or ``text`` spoken by espeak-ng at 22050 Hz."""
+) -> tuple[AudioInput, int | None, list[tuple[float, float]] | None]:
+    """The speech to load, its sample rate and its lip closures (seconds; None when unknown):
+    ``audio`` as given, or ``text`` spoken by espeak-ng at 22050 Hz with its bilabials."""
     if audio is None and text is None:
         raise TalkingError("No speech: give an audio file or a text to speak.")
     if audio is not None and text is not None:
         raise TalkingError("Give the speech as audio or as text, not both.")
     if text is None:
-        return audio, sample_rate
+        return audio, sample_rate, None
     utterance = synthesize(text, Voice.parse(voice))
-    return utterance.audio, SAMPLE_RATE
+    return utterance.audio, SAMPLE_RATE, closures_from_phonemes(utterance.phonemes)
+
+
+def _transcript_closures(wav: np.ndarray, sample_rate: int,
+                         transcript: str) -> list[tuple[float, float]] | None:
+    """The /p b m/ of ``transcript`` timed in ``wav`` (seconds); None, with a TalkingWarning, when
+    they cannot be."""
+    try:
+        return closures_from_phones(align_phones(wav, sample_rate, transcript))
+    except TalkingError as error:
+        warnings.warn(f"{error} The lips follow the sound alone.", TalkingWarning, stacklevel=3)
+        return None
 
 
 def _finish(

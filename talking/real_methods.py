@@ -1,12 +1,17 @@
 """The methods the real-input evaluation compares; each writes the mp4 a user would get.
 
-A method is ``make(photo, wav, path)``: photo (H, W, 3) uint8 RGB, speech (S,) float32 at
-22050 Hz, the mp4 to write. Every method encodes through :func:`encode`, with the settings
-``talking.generate`` uses, so that the ``static`` video (the photo held still) is the photo as
-the encoder leaves it: the ceiling of every other method's sharpness.
+A method is ``make(photo, wav, words, path)``: photo (H, W, 3) uint8 RGB, speech (S,) float32
+at 22050 Hz, the words said in it (known or recognised), the mp4 to write. Every method encodes
+through :func:`encode`, with the settings ``talking.generate`` uses, so that the ``static`` video
+(the photo held still) is the photo as the encoder leaves it: the ceiling of every other
+method's sharpness.
 
 - ``static``: the photo repeated;
 - a MAN checkpoint: :class:`talking.pipeline.TalkingFacePipeline` as the product runs it;
+- a MAN checkpoint ``+words``: the same, given the clip's words as its ``transcript`` (the lips
+  shut on their /p b m/: :mod:`talking.lip_closures`). The evaluation times its /p b m/ by the
+  same alignment of the same words, so this row shows whether the video shows the closures it
+  is told, not whether the model hears them;
 - ``energy``: a checkpoint driven by a mouth (the pipeline's ``motion=``, (N, 7) mouth
   parameters) that rests but for ``jaw_open``, which follows the speech's loudness: the classic
   "open the mouth when it is loud" animation (:mod:`talking.baselines` draws the same on the
@@ -24,9 +29,9 @@ import numpy as np
 from talking.config import FPS, SAMPLE_RATE
 from talking.real_metrics import frame_rms
 
-MakeVideo = Callable[[np.ndarray, np.ndarray, Path], None]  # photo, wav, mp4 to write
+MakeVideo = Callable[[np.ndarray, np.ndarray, str, Path], None]  # photo, wav, words, mp4 to write
 SHIPPED = {"optical": "man-optical", "keypoint": "man-keypoint"}
-
+WITH_WORDS = "+words"  # a shipped checkpoint given the clip's words: "optical+words"
 
 
 def encode(frames: Iterable[np.ndarray], wav: np.ndarray, path: Path) -> None:
@@ -39,7 +44,7 @@ def encode(frames: Iterable[np.ndarray], wav: np.ndarray, path: Path) -> None:
             writer.write(frame)
 
 
-def static_video(photo: np.ndarray, wav: np.ndarray, path: Path) -> None:
+def static_video(photo: np.ndarray, wav: np.ndarray, words: str, path: Path) -> None:
     """The photo held still for the length of the speech."""
     from talking.audio import num_video_frames
 
@@ -62,16 +67,19 @@ def energy_motion(wav: np.ndarray) -> np.ndarray:
     return motion
 
 
-def model_video(folder: Path, device: str, motion: Callable[[np.ndarray], np.ndarray] | None = None
-                ) -> MakeVideo:
-    """The pipeline in ``folder``; with ``motion``, driven by ``motion(wav)`` instead of its own."""
+def model_video(folder: Path, device: str, motion: Callable[[np.ndarray], np.ndarray] | None = None,
+                words: bool = False) -> MakeVideo:
+    """The pipeline in ``folder``; with ``motion``, driven by ``motion(wav)`` instead of its own;
+    with ``words``, given the clip's words as its transcript."""
     from talking.generate import load_pipeline, set_threads
 
     set_threads(None)
     pipe = load_pipeline(folder.resolve(), device)
 
-    def make(photo: np.ndarray, wav: np.ndarray, path: Path) -> None:
+    def make(photo: np.ndarray, wav: np.ndarray, said: str, path: Path) -> None:
         extra = {} if motion is None else {"motion": motion(wav)}
+        if words and said:
+            extra["transcript"] = said
         result = pipe(photo, wav, sample_rate=SAMPLE_RATE, **extra)
         encode(result.frames, result.audio, path)
 
@@ -87,14 +95,18 @@ def takes_motion() -> bool:
 
 def build_methods(checkpoints: list[str], names: list[str], device: str) -> dict[str, MakeVideo]:
     """``static`` first (the sharpness ceiling), then the shipped checkpoints among ``names``
-    (optical, keypoint) and ``checkpoints`` by folder name, then ``energy`` if asked for and the
-    pipeline takes a motion."""
+    (optical, keypoint, and either given the words: optical+words, ...) and ``checkpoints`` by
+    folder name, then ``energy`` if asked for and the pipeline takes a motion."""
     from talking.generate import CHECKPOINTS
 
     folders = {f"man-{n}": CHECKPOINTS / SHIPPED[n] for n in names if n in SHIPPED}
     folders.update({Path(c).name: Path(c) for c in checkpoints})
     methods: dict[str, MakeVideo] = {"static": static_video}  # first: every case's ceiling
     methods.update({name: model_video(folder, device) for name, folder in folders.items()})
+    for n in names:
+        shipped = n.removesuffix(WITH_WORDS)
+        if n.endswith(WITH_WORDS) and shipped in SHIPPED:
+            methods[f"man-{n}"] = model_video(CHECKPOINTS / SHIPPED[shipped], device, words=True)
     if "energy" in names:
         if not takes_motion() or not folders:
             print("energy: skipped (the pipeline takes no motion=, or no checkpoint to drive)")

@@ -169,6 +169,13 @@ def test_api_speaks_text_and_returns_the_crop_only_video(client):
     assert 0.5 < info.duration < 3
 
 
+def test_api_takes_the_words_of_the_clip_and_makes_the_video_when_they_do_not_fit(client, server):
+    video, _ = client.predict(handle_file(FACE), handle_file(SPEECH), "", "en-us", "optical", None, True,
+                              "Seventeen purple elephants", api_name="/generate")
+    assert probe(video).has_audio
+    assert "warned: The words 'Seventeen purple elephants' cannot be fitted" in server.log.read_text()
+
+
 def test_api_refuses_bad_input_with_a_message_and_keeps_serving(client, tmp_path):
     with pytest.raises(AppError, match="No face found"):
         client.predict(handle_file(noise_photo(tmp_path / "noise.png")), handle_file(SPEECH), "",

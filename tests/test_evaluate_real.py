@@ -193,7 +193,7 @@ def test_real_track_runs_end_to_end_on_one_photo_one_clip_and_a_video(tmp_path):
 
     video = tmp_path / "speaker.mp4"  # a "talking-head video": a real face, held still, with speech
     photo = cv2.resize(load_source_photo("grace_hopper"), (256, 300), interpolation=cv2.INTER_AREA)
-    static_video(photo, np.zeros(22050, np.float32) + 0.01 * np.sin(np.arange(22050) / 7), video)
+    static_video(photo, np.zeros(22050, np.float32) + 0.01 * np.sin(np.arange(22050) / 7), "", video)
     out = tmp_path / "real"
     code = main(["evaluate", "--real", "--photos", "grace_hopper:120", "--speech", "heath_ledger.mp3",
                  "--seconds", "1", "--methods", "", "--video", str(video), "--real-out", str(out)])

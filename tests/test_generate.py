@@ -23,9 +23,10 @@ from talking.config import MOUTH_PARAMETERS
 from talking.corpus.appearance import sample_face_style, sample_scene_style
 from talking.corpus.geometry import face_frame
 from talking.corpus.render import FaceRenderer
-from talking.errors import TalkingError
+from talking.errors import TalkingError, TalkingWarning
 from talking.face import align_face
 from talking.generate import GenerateOptions, checkpoint_folder, generate_video, load_pipeline
+from talking.lip_closures import closure_weights, closures_from_phonemes
 from talking.models import build_models
 from talking.pipeline import TalkingFacePipeline
 from talking.speech import synthesize
@@ -148,6 +149,65 @@ def test_articulation_opens_the_predicted_mouth_wider_and_leaves_a_given_motion_
     assert np.array_equal(*given)
 
 
+BILABIAL_TEXT = "Please bring the blue paper to my office."  # six /p b m/; pocketsphinx fits espeak's reading
+
+
+def test_the_lips_shut_on_the_bilabials_of_typed_text_and_of_a_transcript(photo, checkpoint, monkeypatch):
+    """Typed text closes the predicted lips where espeak-ng spoke /p b m/; the same speech as a
+    recording does so only with its transcript, at the times the aligner finds (within a frame);
+    the closure holds the jaw shut there and leaves every other frame as predicted."""
+    import talking.lip_closures
+    import talking.pipeline
+
+    calls = []
+
+    def spy(parameters, weights):
+        closed = talking.lip_closures.close_lips(parameters, weights)
+        calls.append((parameters.clone(), weights, closed))
+        return closed
+
+    monkeypatch.setattr(talking.pipeline, "close_lips", spy)
+    pipe = load_pipeline(checkpoint, "cpu")
+    utterance = synthesize(BILABIAL_TEXT)
+    typed = pipe(photo, text=BILABIAL_TEXT)
+    recorded = pipe(photo, utterance.audio, sample_rate=22050)
+    transcribed = pipe(photo, utterance.audio, sample_rate=22050, transcript=BILABIAL_TEXT)
+    assert typed.num_frames == recorded.num_frames == transcribed.num_frames
+    assert len(calls) == 2  # no words, no closures
+    (before, weights, after), (_, aligned, _) = calls
+    shut = closure_weights(closures_from_phonemes(utterance.phonemes), typed.num_frames, FPS)
+    np.testing.assert_array_equal(weights, shut)
+    held = weights == 1
+    assert held.sum() >= 6 and (after[held, 0] == 0).all() and (before[held, 0] > 0).all()
+    assert torch.equal(after[weights == 0], before[weights == 0])
+    assert (np.abs(np.flatnonzero(aligned == 1)[:, None] - np.flatnonzero(held)[None]).min(1) <= 1).all()
+
+
+def test_a_transcript_that_does_not_fit_or_is_not_english_is_a_warning_and_the_video_is_made(
+        photo, speech, checkpoint, tmp_path):
+    plain = generate_video(photo, speech, tmp_path / "plain.mp4", GenerateOptions(checkpoint=str(checkpoint)))
+    for transcript, message in (("Seventeen purple elephants marched home", "cannot be fitted to the audio"),
+                                ("Hallo ich bin 2 Jahre", "does not know 'hallo', '2', 'jahre'")):
+        options = GenerateOptions(checkpoint=str(checkpoint), transcript=transcript)
+        with pytest.warns(TalkingWarning, match=f"{message}.* The lips follow the sound alone"):
+            video = generate_video(photo, speech, tmp_path / "talking.mp4", options)
+        assert video.num_frames == plain.num_frames
+        assert np.array_equal(np.stack(list(read_video(video.path))), np.stack(list(read_video(plain.path))))
+    with pytest.raises(TalkingError, match="transcript is for recorded speech"):
+        GenerateOptions(text="Hello.", transcript="Hello.")
+
+
+def test_cli_prints_a_warning_as_one_line_and_writes_the_video(photo, speech, checkpoint, tmp_path, capsys):
+    output = tmp_path / "talking.mp4"
+    code = main(["generate", "--image", str(photo), "--audio", str(speech), "--output", str(output),
+                 "--checkpoint", str(checkpoint), "--transcript", "Seventeen purple elephants"])
+    err = capsys.readouterr().err
+    assert code == 0 and output.is_file()
+    assert [line for line in err.splitlines() if "warning" in line.lower()] == [
+        "warning: The words 'Seventeen purple elephants' cannot be fitted to the audio: is "
+        "it the transcript of this speech? The lips follow the sound alone."]
+
+
 def photo_without_face(folder: Path) -> Path:
     path = folder / "wall.png"
     cv2.imwrite(str(path), textured_background(seed=3))
@@ -242,7 +302,7 @@ def test_cli_bad_photo_exits_2_with_one_line_and_no_file(speech, checkpoint, tmp
 
 EARLY_ERROR = """
 import sys, time
-from talking.errors import TalkingError
+from talking.errors import TalkingError, TalkingWarning
 from talking.generate import GenerateOptions, generate_video
 image, audio, output, checkpoint, text = sys.argv[1:]
 options = GenerateOptions(checkpoint=checkpoint, text=text or None, voice="en-gb+f4")

@@ -1,0 +1,89 @@
+"""/p b m/ closed by the motion predictor alone, and given the words (talking.lip_closures).
+
+    python benchmarks/word_closures.py [--natural data/natural] [--checkpoint checkpoints/man-optical]
+
+On the held-out natural voices of a natural-speech set (``python -m talking natural-speech``; every
+tenth utterance, never trained on), as recorded and with one augmented copy each (room, channel,
+noise, music or another voice: the training's ``val_natural_augmented`` draw). For each, the
+predicted mouth, and the same with its lips shut on the /p b m/ that pocketsphinx's forced
+alignment of the utterance's text finds (as ``TalkingFacePipeline(..., transcript=...)`` does);
+both are judged against the synthesiser's own phoneme timings, which the aligner never sees, as
+training's validation judges them (the lips' gap read off the predicted landmarks). Prints the
+share of /p b m/ closed and of open vowels opened, the parameters' L1, utterances the aligner
+could not fit, and the aligner's time per second of audio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from talking.audio import extract_features
+from talking.config import FPS, SAMPLE_RATE
+from talking.errors import TalkingError
+from talking.lip_closures import close_lips, closure_weights, closures_from_phones
+from talking.models.motion import MotionPredictor
+from talking.phonemes import align_phones
+from talking.real_metrics import CLOSE_MARGIN, OPEN_MARGIN
+from talking.speech import Phoneme
+from talking.training.motion import NATURAL_VAL_EVERY, Sequence, lip_gap, natural_speech, stretch
+from talking.training.speech_augment import augment_speech
+
+AUGMENT_SEED = 1  # the training's val_natural_augmented draw (seed 0 + 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--natural", default="data/natural")
+    parser.add_argument("--checkpoint", default="checkpoints/man-optical")
+    args = parser.parse_args()
+    model = MotionPredictor.from_pretrained(Path(args.checkpoint) / "motion_predictor").eval()
+    index = json.loads((Path(args.natural) / "natural.json").read_text())["utterances"]
+    texts = [json.loads((Path(args.natural) / name / "phonemes.json").read_text())["text"]
+             for i, name in enumerate(index) if i % NATURAL_VAL_EVERY == 0]
+    _, held_out = natural_speech(args.natural)
+    results = {(kind, way): [] for kind in ("as recorded", "augmented") for way in ("predicted", "words")}
+    failures, align_seconds, audio_seconds = 0, 0.0, 0.0
+    for i, (item, text) in enumerate(zip(held_out, texts, strict=True)):
+        rng = np.random.default_rng([AUGMENT_SEED, i])
+        other = held_out[(i + int(rng.integers(1, len(held_out)))) % len(held_out)].audio
+        altered, factor = augment_speech(item.audio, rng, voice=other)
+        for kind, audio, tempo in (("as recorded", item.audio, 1.0), ("augmented", altered, factor)):
+            features = extract_features(audio)
+            targets = stretch(item.targets, features.num_video_frames) if tempo != 1.0 else item.targets
+            phonemes = [Phoneme(p.symbol, p.start / tempo, p.end / tempo) for p in item.phonemes]
+            sequence = Sequence.from_features(features, targets, phonemes)
+            with torch.no_grad():
+                predicted = model(*(torch.from_numpy(getattr(sequence, name))[None]
+                                    for name in ("mel", "pitch", "energy"))).parameters[0]
+            started = time.perf_counter()
+            try:
+                closures = closures_from_phones(align_phones(audio, SAMPLE_RATE, text))
+            except TalkingError:
+                failures, closures = failures + 1, []
+            align_seconds += time.perf_counter() - started
+            audio_seconds += len(audio) / SAMPLE_RATE
+            closed = close_lips(predicted, closure_weights(closures, len(predicted), FPS))
+            for way, parameters in (("predicted", predicted), ("words", closed)):
+                gap = lip_gap(parameters, model.basis).numpy()
+                results[kind, way].append((
+                    [gap[frames].min() <= CLOSE_MARGIN for frames in sequence.bilabials],
+                    [gap[frames].max() >= OPEN_MARGIN for frames in sequence.vowels],
+                    float(np.abs(parameters.numpy() - sequence.targets).mean())))
+    print(f"{len(held_out)} held-out utterances of {args.natural}, {args.checkpoint}")
+    for (kind, way), rows in results.items():
+        closed = np.concatenate([r[0] for r in rows])
+        opened = np.concatenate([r[1] for r in rows])
+        print(f"{kind:12s} {way:10s} /p b m/ closed {closed.mean():.2f} of {len(closed)}, open vowels "
+              f"open {opened.mean():.2f} of {len(opened)}, L1 {np.mean([r[2] for r in rows]):.4f}")
+    print(f"aligner: {failures} of {2 * len(held_out)} not fitted (left as predicted); "
+          f"{align_seconds / audio_seconds:.3f} s per second of audio")
+
+
+if __name__ == "__main__":
+    main()
