@@ -2,11 +2,11 @@
 
 The synthetic split says how well a model learnt its corpus; this track says what a user sees.
 For every photo (:mod:`talking.real_material`: real portraits at face widths of 100-600 px) and
-every real speech clip, each method (:mod:`talking.real_methods`: the MAN checkpoints, ``static``
-and ``energy``) makes the mp4 a user would get, which is decoded back, so that what is measured
-is what the user gets. MediaPipe Face Mesh
-(:mod:`talking.realface`), trained on real faces and independent of our models, reads the lip
-gap of every frame; :mod:`talking.real_metrics` turns the tracks into figures:
+every real speech clip, each method (:mod:`talking.real_methods`: the MAN checkpoints, one given
+the clip's words, ``static`` and ``energy``) makes the mp4 a user would get, which is decoded
+back, so that what is measured is what the user gets. MediaPipe Face Mesh (:mod:`talking.realface`),
+trained on real faces and independent of our models, reads the lip gap of every frame;
+:mod:`talking.real_metrics` turns the tracks into figures:
 
 - lip activity, loud minus quiet, silence jitter and gap;
 - viseme accuracy: phones timed by pocketsphinx's forced alignment (:mod:`talking.phonemes`)

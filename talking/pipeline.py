@@ -139,6 +139,7 @@ class TalkingFacePipeline(DiffusionPipeline):
                 itself). A word outside pocketsphinx's dictionary, or words that do not fit the
                 audio (another text, or speech buried under noise or music), make a
                 :class:`~talking.errors.TalkingWarning`, and the lips follow the sound alone.
+                A given ``motion`` is used as given.
             crop_only: yield the generated face crops (R, R, 3) instead of the full photo.
             max_side: the photo is downscaled to at most this many pixels on its long side
                 (None keeps its size); the video has the photo's size.
@@ -163,11 +164,12 @@ class TalkingFacePipeline(DiffusionPipeline):
         # 2. the speech as mono float32 at 22050 Hz, decoded from the audio or spoken by espeak-ng,
         #    and when the words are known, where the lips shut: (start, end) seconds
         config = dataclasses.replace(self.audio_config, max_seconds=max_seconds)
+        transcript = (transcript or "").strip()
+        if transcript and text is not None:
+            raise TalkingError("A transcript is for recorded speech; typed text is its own.")
         speech, rate, closures = _speech(audio, sample_rate, text, voice)
         wav = load_audio(speech, rate, config=config)  # (S,)
-        if transcript is not None and transcript.strip():
-            if text is not None:
-                raise TalkingError("A transcript is for recorded speech; typed text is its own.")
+        if transcript and motion is None:
             closures = _transcript_closures(wav, config.sample_rate, transcript)
 
         # 3. the paper's audio features, cut into one window per video frame
