@@ -198,6 +198,8 @@ class RequestHandler:
             if issubclass(warning.category, TalkingWarning):
                 logger.info("warned: %s", warning.message)
                 gr.Warning(str(warning.message))
+            else:  # recorded only to be told apart: shown as Python would have
+                warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
         return str(result.path), result.face
 
 
