@@ -149,7 +149,7 @@ def test_articulation_opens_the_predicted_mouth_wider_and_leaves_a_given_motion_
     assert np.array_equal(*given)
 
 
-BILABIAL_TEXT = "Please bring the blue paper to my office."  # six /p b m/; pocketsphinx fits espeak's reading
+BILABIAL_TEXT = "The baby played with a bubble."  # five /p b m/; pocketsphinx fits espeak's reading
 
 
 def test_the_lips_shut_on_the_bilabials_of_typed_text_and_of_a_transcript(photo, checkpoint, monkeypatch):
@@ -178,7 +178,7 @@ def test_the_lips_shut_on_the_bilabials_of_typed_text_and_of_a_transcript(photo,
     shut = closure_weights(closures_from_phonemes(utterance.phonemes), typed.num_frames, FPS)
     np.testing.assert_array_equal(weights, shut)
     held = weights == 1
-    assert held.sum() >= 6 and (after[held, 0] == 0).all() and (before[held, 0] > 0).all()
+    assert held.sum() >= 5 and (after[held, 0] == 0).all() and (before[held, 0] > 0).all()
     assert torch.equal(after[weights == 0], before[weights == 0])
     assert (np.abs(np.flatnonzero(aligned == 1)[:, None] - np.flatnonzero(held)[None]).min(1) <= 1).all()
 
