@@ -30,7 +30,8 @@ from talking.speech import Phoneme
 
 BILABIAL_PHONES = frozenset({"P", "B", "M"})  # ARPAbet, as the aligner labels them
 CLOSED_LIPS = VISEMES["PP"]  # (targets, dominance, tau) of a closure in the corpus
-HELD = tuple(i for i, strength in enumerate(CLOSED_LIPS[1]) if strength >= 1000)  # parameters it holds
+# the parameters a closure holds: those of its strongest dominance (jaw, raise, tuck, teeth, tongue)
+HELD = tuple(i for i, strength in enumerate(CLOSED_LIPS[1]) if strength == max(CLOSED_LIPS[1]))
 
 
 def closures_from_phones(phones: Iterable[Phone]) -> list[tuple[float, float]]:
@@ -51,7 +52,7 @@ def closure_weights(closures: Iterable[tuple[float, float]], num_frames: int, fp
     than a frame (so that every closure shows); ``exp(-d / tau)`` at a distance ``d`` from it."""
     times = video_frame_times(num_frames, fps)  # (N,) mid-times
     weights = np.zeros(num_frames, np.float64)
-    for start, end in closures:
+    for start, end in closures if num_frames else ():
         if end <= 0 or start >= times[-1] + 0.5 / fps:
             continue
         distance = np.maximum(np.maximum(start - times, times - end), 0.0)
