@@ -71,12 +71,13 @@ def align_phones(wav: np.ndarray, sample_rate: int, transcript: str) -> list[Pho
     try:
         decoder.set_align_text(words)
     except RuntimeError:
-        unknown = [w for w in words.split() if decoder.lookup_word(w) is None]
+        unknown = list(dict.fromkeys(w for w in words.split() if decoder.lookup_word(w) is None))
+        named = ", ".join(repr(w) for w in unknown[:5])
+        named += f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
         raise TalkingError(f"Cannot time the words: pocketsphinx's dictionary does not know "
-                           f"{', '.join(repr(w) for w in unknown) or 'one of them'} (spell numbers "
-                           "out; English only).") from None
-    no_fit = (f"The words {transcript!r} cannot be fitted to the audio{{}}: is it the "
-              "transcript of this speech?")
+                           f"{named or 'one of them'} (spell numbers out; English only).") from None
+    shown = transcript if len(transcript) <= 60 else transcript[:57] + "..."
+    no_fit = f"The words {shown!r} cannot be fitted to the audio{{}}: is it the transcript of this speech?"
     try:
         _decode(decoder, pcm)  # pass 1: where the words lie
         decoder.set_alignment()
@@ -87,7 +88,8 @@ def align_phones(wav: np.ndarray, sample_rate: int, transcript: str) -> list[Pho
     # the search may end in silence before the last words when they do not fit
     fitted = [word.name.split("(")[0] for word in alignment or [] if not word.name.startswith("<")]
     if fitted != words.split():
-        raise TalkingError(no_fit.format(f" (only {' '.join(fitted) or 'none'})"))
+        only = " ".join(fitted) if len(fitted) <= 8 else f"the first {len(fitted)} of {len(words.split())}"
+        raise TalkingError(no_fit.format(f" (only {only or 'none'})"))
     return [Phone(phone.name, phone.start / _FRAMES_PER_SECOND,
                   (phone.start + phone.duration) / _FRAMES_PER_SECOND)
             for word in alignment for phone in word]

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from talking.config import FPS, MOUTH_PARAMETERS
+from talking.errors import TalkingError
 from talking.lip_closures import (
     CLOSED_LIPS,
     close_lips,
@@ -63,3 +64,15 @@ def test_the_aligner_times_each_bilabial_where_espeak_spoke_it():
     assert len(aligned) == len(spoken)
     for (s0, s1), (a0, a1) in zip(spoken, aligned, strict=True):
         assert abs((s0 + s1) / 2 - (a0 + a1) / 2) < 0.06
+
+
+def test_a_transcript_that_cannot_be_timed_is_named_in_one_short_message():
+    audio = synthesize(SENTENCE).audio
+    unknown = r"does not know 'zq0x', 'zq1x', 'zq2x', 'zq3x', 'zq4x' and 3 more \("
+    with pytest.raises(TalkingError, match=unknown):
+        align_phones(audio, 22050, " ".join(f"zq{i}x" for i in range(8)))
+    with pytest.raises(TalkingError) as refused:
+        align_phones(audio, 22050, "the " * 500)
+    assert len(str(refused.value)) < 200 and "the t...' cannot be fitted" in str(refused.value)
+    with pytest.raises(TalkingError, match="has no words"):
+        align_phones(audio, 22050, " !? ")
