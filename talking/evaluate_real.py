@@ -43,6 +43,7 @@ import numpy as np
 from talking import real_metrics as rm
 from talking.config import FPS, SAMPLE_RATE
 from talking.errors import TalkingError
+from talking.phonemes import BILABIALS
 from talking.real_material import PHOTOS, SPEECH, TRANSCRIPTS, RealPhoto, real_photos, speech_path
 from talking.real_methods import SHIPPED, WITH_WORDS, MakeVideo, build_methods, encode, static_video
 
@@ -292,7 +293,7 @@ def _measures(track: Track, clip: Clip, photo: np.ndarray, photo_gap: float, reg
     return {
         "lip_activity": rm.lip_activity(gaps),
         "loud_minus_quiet": rm.loud_minus_quiet(gaps, clip.rms),
-        "bilabial_closed": rm.viseme_accuracy(gaps, phones, FPS, rm.BILABIALS, closed_below=closed_below),
+        "bilabial_closed": rm.viseme_accuracy(gaps, phones, FPS, BILABIALS, closed_below=closed_below),
         "open_vowel_open": rm.viseme_accuracy(gaps, phones, FPS, rm.OPEN_VOWELS, open_above=open_above),
         "silence_jitter": jitter,
         "silence_gap": silent_gap,

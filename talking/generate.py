@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from talking.audio import check_length_limit
 from talking.config import ARTICULATION, MAX_PHOTO_SIDE, SAMPLE_RATE, AudioConfig
 from talking.errors import TalkingError
-from talking.speech import Voice
+from talking.speech import Utterance, Voice
 
 if TYPE_CHECKING:
     import numpy as np
@@ -129,7 +129,7 @@ def generate_video(
     if output.suffix.lower() != ".mp4":
         raise TalkingError(f"{output.name}: the output must be an .mp4 file.")
     # 1. the inputs, checked before anything heavy is imported or loaded
-    photo, wav = read_inputs(image, audio, options)
+    photo, speech = read_inputs(image, audio, options)
     # 2. the pipeline, loaded once per checkpoint and device
     checkpoint = checkpoint_folder(options)
     set_threads(options.threads)
@@ -137,10 +137,9 @@ def generate_video(
     if options.variant is not None and pipe.variant != options.variant:
         raise TalkingError(f"{checkpoint} holds the {pipe.variant} variant, not {options.variant}.")
     # 3. align the face and compute the speech's features; the frames are made as they are read
-    #    (typed text is spoken again by the pipeline, which then knows its /p b m/: 0.3 s)
-    speech = (dict(text=options.text, voice=options.voice) if options.text is not None
-              else dict(audio=wav, sample_rate=SAMPLE_RATE, transcript=options.transcript))
-    result = pipe(photo, **speech, crop_only=options.crop_only, max_side=options.max_side,
+    #    (typed text as espeak-ng's utterance, which knows its /p b m/)
+    result = pipe(photo, speech, sample_rate=SAMPLE_RATE, transcript=options.transcript,
+                  crop_only=options.crop_only, max_side=options.max_side,
                   max_seconds=options.max_seconds, seed=options.seed,
                   articulation=options.articulation, callback=progress)
     # 4. stream them into the mp4, which appears only once complete
@@ -169,10 +168,11 @@ def warm_up() -> None:
 
 
 def read_inputs(image: ImageInput, audio: AudioInput | None,
-                options: GenerateOptions) -> tuple[np.ndarray, np.ndarray]:
+                options: GenerateOptions) -> tuple[np.ndarray, np.ndarray | Utterance]:
     """The photo (H, W, 3) uint8 RGB, at most ``options.max_side`` on its long side and with a
-    face in it, and the speech (S,) float32 at 22050 Hz: ``audio`` decoded, or ``options.text``
-    spoken by espeak-ng. :class:`TalkingError` for a bad one; nothing heavy is imported."""
+    face in it, and the speech: ``audio`` decoded, (S,) float32 at 22050 Hz, or ``options.text``
+    spoken by espeak-ng (its :class:`~talking.speech.Utterance`, which times its phonemes).
+    :class:`TalkingError` for a bad one; nothing heavy is imported."""
     from talking.audio import load_audio
     from talking.face import detect_face
     from talking.image import load_image
@@ -184,12 +184,13 @@ def read_inputs(image: ImageInput, audio: AudioInput | None,
     photo = load_image(image, max_side=options.max_side)
     config = AudioConfig(max_seconds=options.max_seconds)
     if options.text is not None:
-        wav = load_audio(synthesize(options.text, Voice.parse(options.voice)).audio, SAMPLE_RATE, config)
+        speech = synthesize(options.text, Voice.parse(options.voice))
+        load_audio(speech.audio, SAMPLE_RATE, config)  # its length, checked
     else:
-        wav = load_audio(audio, config=config)
+        speech = load_audio(audio, config=config)
     # last, as the face detector takes the longest to start
     detect_face(photo, name=Path(image).name if isinstance(image, str | os.PathLike) else "the photo")
-    return photo, wav
+    return photo, speech
 
 
 def checkpoint_folder(options: GenerateOptions) -> Path:

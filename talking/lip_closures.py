@@ -25,10 +25,9 @@ import torch
 
 from talking.audio import video_frame_times
 from talking.corpus.visemes import VISEMES, phoneme_visemes
-from talking.phonemes import Phone
+from talking.phonemes import BILABIALS, Phone
 from talking.speech import Phoneme
 
-BILABIAL_PHONES = frozenset({"P", "B", "M"})  # ARPAbet, as the aligner labels them
 CLOSED_LIPS = VISEMES["PP"]  # (targets, dominance, tau) of a closure in the corpus
 # the parameters a closure holds: those of its strongest dominance (jaw, raise, tuck, teeth, tongue)
 HELD = tuple(i for i, strength in enumerate(CLOSED_LIPS[1]) if strength == max(CLOSED_LIPS[1]))
@@ -36,7 +35,7 @@ HELD = tuple(i for i, strength in enumerate(CLOSED_LIPS[1]) if strength == max(C
 
 def closures_from_phones(phones: Iterable[Phone]) -> list[tuple[float, float]]:
     """(start, end) seconds of each /p b m/ of an alignment (:func:`talking.phonemes.align_phones`)."""
-    return [(phone.start, phone.end) for phone in phones if phone.label in BILABIAL_PHONES]
+    return [(phone.start, phone.end) for phone in phones if phone.label in BILABIALS]
 
 
 def closures_from_phonemes(phonemes: Iterable[Phoneme]) -> list[tuple[float, float]]:

@@ -25,6 +25,7 @@ from talking.errors import TalkingError
 RECOGNISER_RATE = 16000  # the acoustic model's sample rate
 _FRAMES_PER_SECOND = 100  # pocketsphinx's feature frames (10 ms)
 SILENCE = frozenset({"SIL", "+SPN+", "+NSN+"})  # silence, spoken noise, noise
+BILABIALS = frozenset({"P", "B", "M"})  # the phones for which the lips close
 WORD_PENALTY = 0.1  # the aligner's word insertion penalty: wrong transcripts fit half as often
 
 

@@ -46,10 +46,10 @@ from talking.lip_closures import close_lips, closure_weights, closures_from_phon
 from talking.models.generator import MANGenerator
 from talking.models.motion import MotionPredictor
 from talking.phonemes import align_phones
-from talking.speech import Voice, synthesize
+from talking.speech import Utterance, Voice, synthesize
 
 ImageInput = str | os.PathLike | np.ndarray | Image.Image
-AudioInput = str | os.PathLike | np.ndarray
+AudioInput = str | os.PathLike | np.ndarray | Utterance
 ProgressCallback = Callable[[int, int], None]
 
 
@@ -128,8 +128,9 @@ class TalkingFacePipeline(DiffusionPipeline):
         Args:
             image: a photo with one roughly frontal face: a file, an (H, W, 3) RGB array or a
                 PIL image. EXIF orientation and transparency are handled (:mod:`talking.image`).
-            audio: the speech: any audio file (wav, mp3, m4a, ...) or an array with its
-                ``sample_rate``. Give either ``audio`` or ``text``.
+            audio: the speech: any audio file (wav, mp3, m4a, ...), an array with its
+                ``sample_rate``, or espeak-ng's :class:`~talking.speech.Utterance` (whose /p b m/
+                the lips shut on, as for ``text``). Give either ``audio`` or ``text``.
             sample_rate: samples per second of an ``audio`` array.
             text: words for espeak-ng to speak, instead of ``audio``.
             voice: espeak-ng voice for ``text``: a language, optionally with a variant, as in
@@ -327,14 +328,15 @@ def _speech(
     audio: AudioInput | None, sample_rate: int | None, text: str | None, voice: str
 ) -> tuple[AudioInput, int | None, list[tuple[float, float]] | None]:
     """The speech to load, its sample rate and its lip closures (seconds; None when unknown):
-    ``audio`` as given, or ``text`` spoken by espeak-ng at 22050 Hz with its bilabials."""
+    ``audio`` as given, or an espeak-ng utterance (``text`` spoken, or given as ``audio``) at
+    22050 Hz with its bilabials."""
     if audio is None and text is None:
         raise TalkingError("No speech: give an audio file or a text to speak.")
     if audio is not None and text is not None:
         raise TalkingError("Give the speech as audio or as text, not both.")
-    if text is None:
+    utterance = synthesize(text, Voice.parse(voice)) if text is not None else audio
+    if not isinstance(utterance, Utterance):
         return audio, sample_rate, None
-    utterance = synthesize(text, Voice.parse(voice))
     return utterance.audio, SAMPLE_RATE, closures_from_phonemes(utterance.phonemes)
 
 

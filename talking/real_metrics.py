@@ -35,7 +35,6 @@ import numpy as np
 from talking import ibug, metrics
 from talking.phonemes import Phone
 
-BILABIALS = frozenset({"P", "B", "M"})
 OPEN_VOWELS = frozenset({"AA", "AE", "AH", "AO", "AW", "AY"})
 LIP_LEAD = 2  # frames (80 ms at 25 fps) by which real lips lead the sound
 # Viseme thresholds, in eye distances: lips within CLOSE_MARGIN of their closed gap are closed,

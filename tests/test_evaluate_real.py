@@ -8,7 +8,7 @@ import pytest
 
 from talking import real_metrics as rm
 from talking.cli import main
-from talking.phonemes import Phone
+from talking.phonemes import BILABIALS, Phone
 from talking.real_methods import energy_motion
 
 FPS = 25
@@ -45,7 +45,7 @@ def test_bilabials_count_as_closed_only_when_the_lips_meet_in_or_just_before_the
     gaps[57] = 0.0  # 3 frames before /p/ at 60-64: too early
     gaps[82] = 0.01  # inside /b/ at 80-84
     phones = [Phone("M", 0.8, 1.0), Phone("P", 2.4, 2.6), Phone("B", 3.2, 3.4), Phone("AA", 1.2, 1.6)]
-    closed = rm.viseme_accuracy(gaps, phones, FPS, rm.BILABIALS, closed_below=0.02)
+    closed = rm.viseme_accuracy(gaps, phones, FPS, BILABIALS, closed_below=0.02)
     assert closed == pytest.approx(2 / 3)
 
 
@@ -163,7 +163,7 @@ def test_aligner_times_the_words_of_real_speech_where_it_is_loud():
     phones = align_phones(wav, 22050, TRANSCRIPTS[name])
     spoken = [p for p in phones if p.label not in SILENCE]
     # every word's phones, in order: "something" brings the clip's one bilabial
-    assert [p.label for p in spoken if p.label in rm.BILABIALS] == ["M"]
+    assert [p.label for p in spoken if p.label in BILABIALS] == ["M"]
     assert len(spoken) == 29  # IH F, Y UH R, G UH D, ..., F R IY
     assert all(a.end <= b.start + 1e-9 for a, b in zip(phones, phones[1:], strict=False))
     # the loudest tenth of the recording (the voice; a score plays under it) lies in the speech

@@ -181,6 +181,9 @@ def test_the_lips_shut_on_the_bilabials_of_typed_text_and_of_a_transcript(photo,
     assert held.sum() >= 5 and (after[held, 0] == 0).all() and (before[held, 0] > 0).all()
     assert torch.equal(after[weights == 0], before[weights == 0])
     assert (np.abs(np.flatnonzero(aligned == 1)[:, None] - np.flatnonzero(held)[None]).min(1) <= 1).all()
+    # espeak-ng's utterance given as the audio (as the CLI gives typed text) knows its /p b m/ too
+    pipe(photo, utterance)
+    np.testing.assert_array_equal(calls[-1][1], shut)
 
 
 def test_a_transcript_that_does_not_fit_or_is_not_english_is_a_warning_and_the_video_is_made(
