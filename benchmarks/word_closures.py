@@ -30,9 +30,14 @@ from talking.lip_closures import close_lips, closure_weights, closures_from_phon
 from talking.models.motion import MotionPredictor
 from talking.phonemes import align_phones
 from talking.real_metrics import CLOSE_MARGIN, OPEN_MARGIN
-from talking.speech import Phoneme
-from talking.training.motion import NATURAL_VAL_EVERY, Sequence, lip_gap, natural_speech, stretch
-from talking.training.speech_augment import augment_speech
+from talking.training.motion import (
+    NATURAL_VAL_EVERY,
+    Sequence,
+    augmented_copies,
+    lip_gap,
+    natural_speech,
+    stretch,
+)
 
 AUGMENT_SEED = 1  # the training's val_natural_augmented draw (seed 0 + 1)
 
@@ -50,14 +55,12 @@ def main() -> None:
     results = {(kind, way): [] for kind in ("as recorded", "augmented") for way in ("predicted", "words")}
     failures, align_seconds, audio_seconds = 0, 0.0, 0.0
     for i, (item, text) in enumerate(zip(held_out, texts, strict=True)):
-        rng = np.random.default_rng([AUGMENT_SEED, i])
-        other = held_out[(i + int(rng.integers(1, len(held_out)))) % len(held_out)].audio
-        altered, factor = augment_speech(item.audio, rng, voice=other)
-        for kind, audio, tempo in (("as recorded", item.audio, 1.0), ("augmented", altered, factor)):
+        altered, retimed = next(augmented_copies(held_out, i, 1, AUGMENT_SEED))
+        for kind, audio, phonemes in (("as recorded", item.audio, item.phonemes),
+                                      ("augmented", altered, retimed)):
             features = extract_features(audio)
-            targets = stretch(item.targets, features.num_video_frames) if tempo != 1.0 else item.targets
-            phonemes = [Phoneme(p.symbol, p.start / tempo, p.end / tempo) for p in item.phonemes]
-            sequence = Sequence.from_features(features, targets, phonemes)
+            sequence = Sequence.from_features(features, stretch(item.targets, features.num_video_frames),
+                                              phonemes)
             with torch.no_grad():
                 predicted = model(*(torch.from_numpy(getattr(sequence, name))[None]
                                     for name in ("mel", "pitch", "energy"))).parameters[0]

@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -180,23 +181,32 @@ def natural_speech(folder: str) -> tuple[list[Speech], list[Speech]]:
             [u for u, out in zip(utterances, held_out, strict=True) if out])
 
 
+def augmented_copies(speech: list[Speech], index: int, count: int, seed: int
+                     ) -> Iterator[tuple[np.ndarray, list[Phoneme]]]:
+    """``count`` altered copies of item ``index``'s audio (S',) and its phonemes retimed to each
+    copy's tempo; another item's voice may murmur under a copy. Drawn from ``seed`` and ``index``
+    alone, so any caller draws the same copies."""
+    rng = np.random.default_rng([seed, index])
+    item = speech[index]
+    for _ in range(count):
+        other = None
+        if len(speech) > 1:  # another item's voice, for babble
+            other = speech[(index + int(rng.integers(1, len(speech)))) % len(speech)].audio
+        altered, factor = augment_speech(item.audio, rng, voice=other)
+        yield altered, [Phoneme(p.symbol, p.start / factor, p.end / factor) for p in item.phonemes]
+
+
 def build_sequences(speech: list[Speech], augmentations: int, seed: int,
                     config: AudioConfig = AudioConfig()) -> list[Sequence]:
-    """Every item as recorded plus ``augmentations`` altered copies of its audio (another item's
-    voice may murmur under a copy; its phonemes are retimed to the copy's tempo)."""
+    """Every item as recorded plus ``augmentations`` altered copies of its audio
+    (:func:`augmented_copies`), the targets stretched to each copy's length."""
     sequences = []
     for index, item in enumerate(speech):
         features = item.features if item.features is not None else extract_features(item.audio, config)
         sequences.append(Sequence.from_features(features, item.targets, item.phonemes))
-        rng = np.random.default_rng([seed, index])
-        for _ in range(augmentations):
-            other = None
-            if len(speech) > 1:  # another item's voice, for babble
-                other = speech[(index + int(rng.integers(1, len(speech)))) % len(speech)].audio
-            altered, factor = augment_speech(item.audio, rng, voice=other)
+        for altered, phonemes in augmented_copies(speech, index, augmentations, seed):
             features = extract_features(altered, config)
             targets = stretch(item.targets, features.num_video_frames)
-            phonemes = [Phoneme(p.symbol, p.start / factor, p.end / factor) for p in item.phonemes]
             sequences.append(Sequence.from_features(features, targets, phonemes))
     return sequences
 

@@ -50,12 +50,16 @@ def room_response(rt60: float, rng: np.random.Generator, rate: int = SAMPLE_RATE
     return response / np.sqrt((response ** 2).sum())
 
 
+def unit_rms(samples: np.ndarray) -> np.ndarray:
+    """``samples`` scaled to a root mean square of 1 (silence stays silence)."""
+    return samples / max(np.sqrt((samples ** 2).mean()), 1e-9)
+
+
 def pink_noise(length: int, rng: np.random.Generator) -> np.ndarray:
     """Noise with a 1/f power spectrum, unit RMS."""
     spectrum = np.fft.rfft(rng.standard_normal(length))
     spectrum /= np.sqrt(np.maximum(np.arange(len(spectrum)), 1))
-    noise = np.fft.irfft(spectrum, n=length)
-    return noise / max(np.sqrt((noise ** 2).mean()), 1e-9)
+    return unit_rms(np.fft.irfft(spectrum, n=length))
 
 
 def background_music(length: int, rng: np.random.Generator, rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -77,7 +81,7 @@ def background_music(length: int, rng: np.random.Generator, rate: int = SAMPLE_R
                     out[start:start + len(time)] += (np.sin(2 * np.pi * pitch * harmonic * time + phase)
                                                      * envelope / harmonic ** rolloff)
         start += len(time)
-    return out / max(np.sqrt((out ** 2).mean()), 1e-9)
+    return unit_rms(out)
 
 
 def _background(length: int, rng: np.random.Generator, rate: int,
@@ -87,7 +91,7 @@ def _background(length: int, rng: np.random.Generator, rate: int,
     if kind < 0.25 and voice is not None and np.any(voice):
         # from a random point of the voice, looped as long as needed
         babble = np.resize(np.roll(voice, -int(rng.integers(0, len(voice)))), length)
-        return babble / max(np.sqrt((babble ** 2).mean()), 1e-9), rng.uniform(0, 25)
+        return unit_rms(babble), rng.uniform(0, 25)
     if kind < 0.5:
         return background_music(length, rng, rate), rng.uniform(0, 25)
     noise = pink_noise(length, rng) if kind < 0.75 else rng.standard_normal(length)
