@@ -4,7 +4,8 @@
 
 On the held-out natural voices of a natural-speech set (``python -m talking natural-speech``; every
 tenth utterance, never trained on), as recorded and with one augmented copy each (room, channel,
-noise, music or another voice: the training's ``val_natural_augmented`` draw). For each, the
+noise, music or another voice: the training's ``val_natural_augmented`` draw, by
+:func:`~talking.training.motion.augmented_copies`). For each, the
 predicted mouth, and the same with its lips shut on the /p b m/ that pocketsphinx's forced
 alignment of the utterance's text finds (as ``TalkingFacePipeline(..., transcript=...)`` does);
 both are judged against the synthesiser's own phoneme timings, which the aligner never sees, as
