@@ -2,40 +2,55 @@
 
 Every frame is the photo moved by a smooth flow (:mod:`talking.composite`). A smooth flow cannot
 close an open mouth: where the lips must meet, the pixels between them (teeth, the dark inside)
-can only be squeezed into a thin band, never hidden, and the lips of an open smile stopped half
-way (a corpus face opened to ``jaw_open`` 0.6 and told to close still read 0.04-0.07 of lip gap
-to MediaPipe, its closed self 0.02). So the mouth is closed once, before any frame is made:
+can only be squeezed into a thin band, never hidden. So the mouth is closed once, before any
+frame is made, by a *fold* along the line where the lips meet, column by column of the upright
+face (the photo turned by the alignment's rotation):
 
-1. the photo's landmarks are moved to its closed mouth (the motion predictor's basis, with the
-   opening read off the photo subtracted) and each facing pair of inner-lip points is put at
-   their middle: the line where the lips meet;
-2. two thin-plate fields are solved: the *upper* one takes the upper inner lip onto that line
-   (and knows nothing of the lower inner lip), the *lower* one the lower inner lip;
-3. at the photo's resolution, above the contact line the upper field moves the pixels, below it
-   the lower one; the step between them is sharp along the lips (the fold that hides the teeth)
-   and widens into a smooth blend beyond the mouth's corners, where both fields nearly agree.
+1. the photo's own inner-lip contour, 11 points per lip from MediaPipe's mesh, gives in every
+   column between the mouth's corners the upper lip's inner edge ``u(x)`` and the lower one's
+   ``l(x)``; the lips meet on the line half way, ``c(x)``;
+2. above the line, the band from the nose's base down to ``c(x)`` shows the photo's band from the
+   nose's base down to ``u(x)`` (stretched); below it, the band from ``c(x)`` down to the chin
+   shows the photo's from ``l(x)`` (compressed: the jaw comes up). What lay between the lips,
+   teeth and the dark inside, is shown nowhere; each lip's edge is taken :data:`PRESS` of the
+   opening past the contour, so that what meets is lip, not the blend of lip and teeth;
+3. at the corners ``u = l = c``, and at the nose, the chin and beyond the corners the map is the
+   identity, so the fold is seamless everywhere but along the lips;
+4. where the lips meet, the seam is shaded as the corpus draws its lip line (without it, lips
+   that meet show no line, and MediaPipe read the pink band as parted lips: 0.05), fading with
+   the opening towards the corners.
 
-The closed photo, its crop and its closed landmarks then stand in for the photo: in silence and
-on /p b m/ its lips meet, and the generator renders the inside of the mouth only where the
-predicted motion opens it (as for a photo taken with the mouth closed).
+An earlier version moved only the 68 points' three inner-lip pairs (thin-plate fields): between
+them an open smile's curved edge was not followed, and the closed mouth kept a broken line of
+teeth that MediaPipe still read as a gap of 0.06 (astronaut), against 0.11 open.
+
+The closed photo, its crop and its landmarks (the mesh moved by the same fold) then stand in for
+the photo: in silence and on /p b m/ its lips meet, and the generator renders the inside of the
+mouth only where the predicted motion opens it (as for a photo taken with the mouth closed).
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+import cv2
 import numpy as np
 import torch
 
-from talking.composite import Compositor
 from talking.face import AlignedFace, warp_to_crop
 from talking.models.motion import INNER_LIP_LOWER, INNER_LIP_UPPER, MotionPredictor
-from talking.models.thin_plate import thin_plate_flow
+from talking.realface import FaceMesh
 
-MOUTH_CORNERS = (60, 64)  # iBUG-68 inner-lip corners, where the contact line ends
-CONTACT_SHARPNESS = 0.1  # crop pixels: the width of the step between the fields along the lips
-CORNER_SPREAD = 0.5  # beyond a corner the step widens by this many crop pixels per pixel
-PRESS = 1.0  # crop pixels: each lip's inner edge goes this far past the contact line
+# MediaPipe mesh vertices: each inner lip from the image-left corner to the right one
+MESH_INNER_UPPER = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)
+MESH_INNER_LOWER = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308)
+MESH_MOUTH_CORNERS = (61, 291)  # the outer lips' corners, image left and right
+MESH_NOSE_BASE, MESH_CHIN = 2, 152
+PRESS = 0.15  # of the opening: how far past its contour each lip's edge is taken
+# The seam where the lips meet, shaded as the corpus draws its lip line (talking/corpus/mouth.py):
+# 0.55 of the lips' colour on a line 0.005 of the crop's side thick (here its Gaussian's FWHM)
+SEAM_SHADE = 0.55
+SEAM_WIDTH = 0.005
 # A photo whose opening reads below this much jaw_open is left as it is: MediaPipe reads closed
 # corpus lips as up to 0.17 (and their mouths as open 0.24-0.74 at a true jaw_open of 0.6)
 OPEN_ABOVE = 0.2
@@ -45,46 +60,112 @@ def close_mouth(photo: np.ndarray, face: AlignedFace,
                 predictor: MotionPredictor) -> tuple[np.ndarray, AlignedFace]:
     """(photo (H, W, 3) uint8, its aligned face) with the mouth closed; both unchanged when the
     photo's mouth is closed already (its opening reads below :data:`OPEN_ABOVE`)."""
-    resolution = face.crop.shape[0]
     source = torch.from_numpy(face.landmarks).float()[None]  # (1, 68, 2) crop pixels
     with torch.no_grad():
-        state = predictor.source_parameters(source)  # (1, P)
-        if float(state[0, 0]) < OPEN_ABOVE:
+        if float(predictor.source_parameters(source)[0, 0]) < OPEN_ABOVE:
             return photo, face
-        target = predictor.landmarks(torch.zeros_like(state), source, state)  # (1, 68, 2)
-    contact = (target[:, INNER_LIP_UPPER] + target[:, INNER_LIP_LOWER]) / 2  # (1, 3, 2)
-    target[:, INNER_LIP_UPPER] = contact
-    target[:, INNER_LIP_LOWER] = contact
-    # 2. one field per lip, each without the other lip's inner points; each lip's edge is taken
-    #    PRESS past the line, so that what meets there is lip, not the rim of the teeth
-    fields = []
-    for lip, other, side in ((INNER_LIP_UPPER, INNER_LIP_LOWER, 1.0),
-                             (INNER_LIP_LOWER, INNER_LIP_UPPER, -1.0)):
-        keep = [k for k in range(source.shape[1]) if k not in other]
-        pressed = target.clone()
-        pressed[:, lip, 1] += side * PRESS
-        fields.append(thin_plate_flow(source[:, keep], pressed[:, keep], resolution, stride=1)[0].numpy())
-    # 3. at the photo's resolution: the upper field above the contact line, the lower below
-    compositor = Compositor(photo, face.matrix, resolution)
-    below = _below_contact(compositor, face.matrix, target[0].numpy())  # (h, w) in [0, 1]
-    (upper_x, upper_y), (lower_x, lower_y) = (compositor.photo_flow(field) for field in fields)
-    closed = compositor.paste(compositor.warp(upper_x + below * (lower_x - upper_x),
-                                              upper_y + below * (lower_y - upper_y)))
-    landmarks = target[0].numpy().astype(np.float32)
-    return closed, dataclasses.replace(face, crop=warp_to_crop(closed, face.matrix, resolution),
+    fold = LipFold(face.box.mesh, face.matrix, face.crop.shape[0])
+    closed = fold.apply(photo)
+    landmarks = FaceMesh(fold.forward(face.box.mesh.points)).transformed(face.matrix).ibug68()
+    contact = (landmarks[INNER_LIP_UPPER] + landmarks[INNER_LIP_LOWER]) / 2  # (3, 2) met pairs
+    landmarks[INNER_LIP_UPPER] = landmarks[INNER_LIP_LOWER] = contact
+    return closed, dataclasses.replace(face, crop=warp_to_crop(closed, face.matrix, face.crop.shape[0]),
                                        landmarks=landmarks)
 
 
-def _below_contact(compositor: Compositor, matrix: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-    """(h, w) float32 over the compositor's box: 1 below the lips' contact line (through the
-    inner-lip corners and the met inner-lip points of ``landmarks`` (68, 2), crop pixels), 0
-    above; a sharp step between the corners, widening beyond them."""
-    x, y = compositor.grid  # photo pixels of the box
-    crop_x = matrix[0, 0] * x + matrix[0, 1] * y + matrix[0, 2]
-    crop_y = matrix[1, 0] * x + matrix[1, 1] * y + matrix[1, 2]
-    line = landmarks[[MOUTH_CORNERS[0], *INNER_LIP_UPPER, MOUTH_CORNERS[1]]]
-    line = line[np.argsort(line[:, 0])]
-    line_y = np.interp(crop_x, line[:, 0], line[:, 1])  # flat beyond the corners
-    beyond = np.maximum(np.maximum(line[0, 0] - crop_x, crop_x - line[-1, 0]), 0)
-    width = CONTACT_SHARPNESS + CORNER_SPREAD * beyond
-    return (1 / (1 + np.exp(-(crop_y - line_y) / width))).astype(np.float32)
+class LipFold:
+    """The fold that closes a mouth (module docstring), set up once from a photo's ``mesh``
+    (:class:`~talking.realface.FaceMesh`, photo pixels) and its alignment ``matrix`` (2, 3) into
+    a crop ``resolution`` pixels wide."""
+
+    def __init__(self, mesh: FaceMesh, matrix: np.ndarray, resolution: int) -> None:
+        scale = np.sqrt(abs(np.linalg.det(matrix[:, :2])))  # crop pixels per photo pixel
+        self.rotation = matrix[:, :2] / scale  # (2, 2) photo -> upright, photo pixel units
+        self.seam_sigma = SEAM_WIDTH * resolution / scale / (2 * np.sqrt(2 * np.log(2)))
+        self.origin = mesh.points[list(MESH_INNER_UPPER + MESH_INNER_LOWER)].mean(axis=0)
+        upright = self._upright(mesh.points)  # (468, 2)
+        upper, lower = (_to_corners(upright[list(lip)], upright[list(MESH_MOUTH_CORNERS)])
+                        for lip in (MESH_INNER_UPPER, MESH_INNER_LOWER))
+        self.columns = np.sort(np.concatenate([upper[:, 0], lower[:, 0]]))  # where u, l are known
+        self.upper_edge = _curve(upper, self.columns)
+        self.lower_edge = np.maximum(_curve(lower, self.columns), self.upper_edge)
+        self.top, self.bottom = upright[MESH_NOSE_BASE, 1], upright[MESH_CHIN, 1]
+        # the photo's pixels the fold can touch: the upright box between the corners, nose and chin
+        corners = np.array([[x, y] for x in self.columns[[0, -1]] for y in (self.top, self.bottom)])
+        box = corners @ self.rotation + self.origin  # rotation's inverse is its transpose
+        self.low = np.floor(box.min(axis=0)).astype(int)
+        self.high = np.ceil(box.max(axis=0)).astype(int) + 1
+
+    def _upright(self, points: np.ndarray) -> np.ndarray:
+        return (points - self.origin) @ self.rotation.T
+
+    def _edges(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """At upright columns ``x``: the pressed upper and lower edges, the contact line, and
+        whether the column lies between the corners."""
+        upper = np.interp(x, self.columns, self.upper_edge)
+        lower = np.interp(x, self.columns, self.lower_edge)
+        press = PRESS * (lower - upper)
+        inside = (x > self.columns[0]) & (x < self.columns[-1])
+        return upper - press, lower + press, (upper + lower) / 2, inside
+
+    def apply(self, photo: np.ndarray) -> np.ndarray:
+        """``photo`` (H, W, 3) uint8 with its mouth folded shut: a new array."""
+        height, width = photo.shape[:2]
+        x0, y0 = np.maximum(self.low, 0)
+        x1, y1 = min(self.high[0], width), min(self.high[1], height)
+        closed = photo.copy()
+        if x1 <= x0 or y1 <= y0:
+            return closed
+        grid = np.stack(np.meshgrid(np.arange(x0, x1), np.arange(y0, y1)), axis=-1).astype(np.float64)
+        x, y = np.moveaxis(self._upright(grid), -1, 0)  # (h, w) each
+        upper, lower, contact, inside = self._edges(x)
+        # backward map: the photo's row each output row shows
+        above = (y >= self.top) & (y < contact)
+        below = (y >= contact) & (y <= self.bottom)
+        source_y = y.copy()
+        source_y[above] = _rescale(y, self.top, contact, upper)[above]
+        source_y[below] = _rescale(y, self.bottom, contact, lower)[below]
+        source_y = np.where(inside, source_y, y)
+        source = np.stack([x, source_y], axis=-1) @ self.rotation + self.origin  # (h, w, 2) photo
+        folded = cv2.remap(photo, source[..., 0].astype(np.float32), source[..., 1].astype(np.float32),
+                           cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+        opening = np.maximum(lower - upper, 0)
+        fade = np.sqrt(opening / max(float(opening.max()), 1e-6)) * inside
+        seam = 1 - (1 - SEAM_SHADE) * fade * np.exp(-0.5 * ((y - contact) / self.seam_sigma) ** 2)
+        closed[y0:y1, x0:x1] = np.clip(folded * seam[..., None] + 0.5, 0, 255).astype(np.uint8)
+        return closed
+
+    def forward(self, points: np.ndarray) -> np.ndarray:
+        """(K, 2) photo points moved where the fold shows them; points between the lips (their
+        inner edges, the teeth) go onto the contact line."""
+        x, y = self._upright(np.asarray(points, np.float64)).T
+        upper, lower, contact, inside = self._edges(x)
+        moved = y.copy()
+        lip_above = inside & (y >= self.top) & (y <= upper)
+        lip_below = inside & (y >= lower) & (y <= self.bottom)
+        between = inside & (y > upper) & (y < lower)
+        moved[lip_above] = _rescale(y, self.top, upper, contact)[lip_above]
+        moved[lip_below] = _rescale(y, self.bottom, lower, contact)[lip_below]
+        moved[between] = contact[between]
+        return (np.stack([x, moved], axis=-1) @ self.rotation + self.origin).astype(np.float32)
+
+
+def _to_corners(edge: np.ndarray, corners: np.ndarray) -> np.ndarray:
+    """An inner-lip edge (K, 2) upright, corner to corner, widened so that its ends lie under the
+    mouth's outer ``corners`` (2, 2): the inner corners lie inside the dark of the mouth's corners."""
+    centre = edge[[0, -1], 0].mean()
+    gain = np.where(edge[:, 0] < centre, (corners[0, 0] - centre) / (edge[0, 0] - centre),
+                    (corners[1, 0] - centre) / (edge[-1, 0] - centre))
+    return np.stack([centre + (edge[:, 0] - centre) * gain, edge[:, 1]], axis=-1)
+
+
+def _curve(points: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """A lip edge (K, 2) upright points, as y at ``columns`` (sorted), flat beyond its ends."""
+    order = np.argsort(points[:, 0])
+    return np.interp(columns, points[order, 0], points[order, 1])
+
+
+def _rescale(y: np.ndarray, anchor: float, end: np.ndarray, end_to: np.ndarray) -> np.ndarray:
+    """``y`` mapped linearly so that ``anchor`` stays and ``end`` goes to ``end_to``."""
+    span = np.where(np.abs(end - anchor) > 1e-6, end - anchor, 1e-6)
+    return anchor + (y - anchor) * (end_to - anchor) / span

@@ -8,9 +8,10 @@ import torch
 from faces import render_face
 
 from talking.closed_mouth import close_mouth
-from talking.face import align_face
+from talking.face import align_face, warp_to_crop
 from talking.models import MOTION_CLASSES
 from talking.models.motion import mouth_opening
+from talking.real_metrics import CLOSE_MARGIN
 from talking.realface import find_face_mesh
 from talking.training.motion import fit_mouth_basis
 
@@ -28,10 +29,14 @@ def test_an_open_mouth_closes_and_an_independent_tracker_sees_the_lips_meet(seed
     face = align_face(photo, 128)
     closed, closed_face = close_mouth(photo, face, predictor)
     before, after = find_face_mesh(photo).lip_gap(), find_face_mesh(closed).lip_gap()
-    assert before > 0.045 and after < 0.04 and after < 0.6 * before
+    # closed as the real-input evaluation counts lips closed: within its margin of the gap the
+    # tracker reads on the same face drawn with its mouth shut
+    shut = find_face_mesh(render_face(seed, 320, jaw=0.0)[0]).lip_gap()
+    assert before > 0.045 and after < shut + CLOSE_MARGIN and after < 0.6 * before
     assert mouth_opening(closed_face.landmarks) == pytest.approx(0.0, abs=1e-4)
     # the crop the generator sees is the closed photo's
-    assert np.abs(closed_face.crop.astype(int) - face.crop).max() > 50
+    np.testing.assert_array_equal(closed_face.crop, warp_to_crop(closed, face.matrix, 128))
+    assert np.abs(closed_face.crop.astype(int) - face.crop).max() > 20
     # only the mouth's zone changed: the eyes and everything above the nose are the photo's own
     rows = np.flatnonzero(np.abs(closed.astype(int) - photo).max(axis=(1, 2)) > 0)
     eyes = face.landmarks[36:48, 1].max()  # crop pixels
