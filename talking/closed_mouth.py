@@ -39,6 +39,7 @@ import torch
 
 from talking.face import AlignedFace, warp_to_crop
 from talking.models.motion import INNER_LIP_LOWER, INNER_LIP_UPPER, MotionPredictor
+from talking.mouth_interior import MouthInterior
 from talking.realface import FaceMesh
 
 # MediaPipe mesh vertices: each inner lip from the image-left corner to the right one
@@ -46,6 +47,7 @@ MESH_INNER_UPPER = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)
 MESH_INNER_LOWER = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308)
 MESH_MOUTH_CORNERS = (61, 291)  # the outer lips' corners, image left and right
 MESH_NOSE_BASE, MESH_CHIN = 2, 152
+INNER_CORNERS, OUTER_CORNERS = (60, 64), (48, 54)  # iBUG-68
 PRESS = 0.15  # of the opening: how far past its contour each lip's edge is taken
 # The seam where the lips meet, shaded as the corpus draws its lip line (talking/corpus/mouth.py):
 # 0.55 of the lips' colour on a line 0.005 of the crop's side thick (here its Gaussian's FWHM)
@@ -57,20 +59,24 @@ OPEN_ABOVE = 0.2
 
 
 def close_mouth(photo: np.ndarray, face: AlignedFace,
-                predictor: MotionPredictor) -> tuple[np.ndarray, AlignedFace]:
-    """(photo (H, W, 3) uint8, its aligned face) with the mouth closed; both unchanged when the
-    photo's mouth is closed already (its opening reads below :data:`OPEN_ABOVE`)."""
+                predictor: MotionPredictor) -> tuple[np.ndarray, AlignedFace, MouthInterior | None]:
+    """(photo (H, W, 3) uint8, its aligned face, the inside of its mouth) with the mouth closed;
+    the photo and face unchanged, and no inside, when the photo's mouth is closed already (its
+    opening reads below :data:`OPEN_ABOVE`)."""
     source = torch.from_numpy(face.landmarks).float()[None]  # (1, 68, 2) crop pixels
     with torch.no_grad():
         if float(predictor.source_parameters(source)[0, 0]) < OPEN_ABOVE:
-            return photo, face
+            return photo, face, None
     fold = LipFold(face.box.mesh, face.matrix, face.crop.shape[0])
     closed = fold.apply(photo)
     landmarks = FaceMesh(fold.forward(face.box.mesh.points)).transformed(face.matrix).ibug68()
     contact = (landmarks[INNER_LIP_UPPER] + landmarks[INNER_LIP_LOWER]) / 2  # (3, 2) met pairs
     landmarks[INNER_LIP_UPPER] = landmarks[INNER_LIP_LOWER] = contact
-    return closed, dataclasses.replace(face, crop=warp_to_crop(closed, face.matrix, face.crop.shape[0]),
-                                       landmarks=landmarks)
+    # the lips meet from corner to corner, as the fold closed them (from the outer corners on)
+    landmarks[list(INNER_CORNERS)] = landmarks[list(OUTER_CORNERS)]
+    closed_face = dataclasses.replace(face, crop=warp_to_crop(closed, face.matrix, face.crop.shape[0]),
+                                      landmarks=landmarks)
+    return closed, closed_face, MouthInterior(photo, fold)
 
 
 class LipFold:
@@ -83,7 +89,7 @@ class LipFold:
         self.rotation = matrix[:, :2] / scale  # (2, 2) photo -> upright, photo pixel units
         self.seam_sigma = SEAM_WIDTH * resolution / scale / (2 * np.sqrt(2 * np.log(2)))
         self.origin = mesh.points[list(MESH_INNER_UPPER + MESH_INNER_LOWER)].mean(axis=0)
-        upright = self._upright(mesh.points)  # (468, 2)
+        upright = self.upright(mesh.points)  # (468, 2)
         upper, lower = (_to_corners(upright[list(lip)], upright[list(MESH_MOUTH_CORNERS)])
                         for lip in (MESH_INNER_UPPER, MESH_INNER_LOWER))
         self.columns = np.sort(np.concatenate([upper[:, 0], lower[:, 0]]))  # where u, l are known
@@ -92,18 +98,26 @@ class LipFold:
         self.top, self.bottom = upright[MESH_NOSE_BASE, 1], upright[MESH_CHIN, 1]
         # the photo's pixels the fold can touch: the upright box between the corners, nose and chin
         corners = np.array([[x, y] for x in self.columns[[0, -1]] for y in (self.top, self.bottom)])
-        box = corners @ self.rotation + self.origin  # rotation's inverse is its transpose
+        box = self.to_photo(corners)
         self.low = np.floor(box.min(axis=0)).astype(int)
         self.high = np.ceil(box.max(axis=0)).astype(int) + 1
 
-    def _upright(self, points: np.ndarray) -> np.ndarray:
+    def upright(self, points: np.ndarray) -> np.ndarray:
+        """(..., 2) photo pixels -> the upright face's (x right, y down; photo pixel units)."""
         return (points - self.origin) @ self.rotation.T
 
-    def _edges(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def to_photo(self, points: np.ndarray) -> np.ndarray:
+        """(..., 2) upright points -> photo pixels (the rotation's inverse is its transpose)."""
+        return points @ self.rotation + self.origin
+
+    def edges(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The photo's upper and lower inner-lip edges (y) at upright columns ``x``."""
+        return np.interp(x, self.columns, self.upper_edge), np.interp(x, self.columns, self.lower_edge)
+
+    def _pressed(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """At upright columns ``x``: the pressed upper and lower edges, the contact line, and
         whether the column lies between the corners."""
-        upper = np.interp(x, self.columns, self.upper_edge)
-        lower = np.interp(x, self.columns, self.lower_edge)
+        upper, lower = self.edges(x)
         press = PRESS * (lower - upper)
         inside = (x > self.columns[0]) & (x < self.columns[-1])
         return upper - press, lower + press, (upper + lower) / 2, inside
@@ -117,8 +131,8 @@ class LipFold:
         if x1 <= x0 or y1 <= y0:
             return closed
         grid = np.stack(np.meshgrid(np.arange(x0, x1), np.arange(y0, y1)), axis=-1).astype(np.float64)
-        x, y = np.moveaxis(self._upright(grid), -1, 0)  # (h, w) each
-        upper, lower, contact, inside = self._edges(x)
+        x, y = np.moveaxis(self.upright(grid), -1, 0)  # (h, w) each
+        upper, lower, contact, inside = self._pressed(x)
         # backward map: the photo's row each output row shows
         above = (y >= self.top) & (y < contact)
         below = (y >= contact) & (y <= self.bottom)
@@ -126,7 +140,7 @@ class LipFold:
         source_y[above] = _rescale(y, self.top, contact, upper)[above]
         source_y[below] = _rescale(y, self.bottom, contact, lower)[below]
         source_y = np.where(inside, source_y, y)
-        source = np.stack([x, source_y], axis=-1) @ self.rotation + self.origin  # (h, w, 2) photo
+        source = self.to_photo(np.stack([x, source_y], axis=-1))  # (h, w, 2)
         folded = cv2.remap(photo, source[..., 0].astype(np.float32), source[..., 1].astype(np.float32),
                            cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
         opening = np.maximum(lower - upper, 0)
@@ -138,8 +152,8 @@ class LipFold:
     def forward(self, points: np.ndarray) -> np.ndarray:
         """(K, 2) photo points moved where the fold shows them; points between the lips (their
         inner edges, the teeth) go onto the contact line."""
-        x, y = self._upright(np.asarray(points, np.float64)).T
-        upper, lower, contact, inside = self._edges(x)
+        x, y = self.upright(np.asarray(points, np.float64)).T
+        upper, lower, contact, inside = self._pressed(x)
         moved = y.copy()
         lip_above = inside & (y >= self.top) & (y <= upper)
         lip_below = inside & (y >= lower) & (y <= self.bottom)
@@ -147,7 +161,7 @@ class LipFold:
         moved[lip_above] = _rescale(y, self.top, upper, contact)[lip_above]
         moved[lip_below] = _rescale(y, self.bottom, lower, contact)[lip_below]
         moved[between] = contact[between]
-        return (np.stack([x, moved], axis=-1) @ self.rotation + self.origin).astype(np.float32)
+        return self.to_photo(np.stack([x, moved], axis=-1)).astype(np.float32)
 
 
 def _to_corners(edge: np.ndarray, corners: np.ndarray) -> np.ndarray:

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from talking.models.flow import warp
+from talking.mouth_interior import MouthInterior
 
 # The motion zone in [0, 1] crop coordinates: an ellipse over mouth, chin and jaw whose top stays
 # below the nose's tip (the eyes sit at y = 0.42, the lips at 0.74), feathered by FEATHER.
@@ -117,11 +118,14 @@ class Compositor:
         photo: (H, W, 3) uint8 RGB, the user's photo at its own resolution.
         matrix: (2, 3) affine from photo pixels to crop pixels (``AlignedFace.matrix``).
         resolution: side R of the crops it is given.
+        interior: the inside of the photo's own open mouth (:mod:`talking.mouth_interior`),
+            shown in the opening instead of the generator's rendering; None for a photo whose
+            mouth was closed.
     """
 
     def __init__(self, photo: np.ndarray, matrix: np.ndarray, resolution: int,
-                 feather: float = FEATHER) -> None:
-        self.photo = photo
+                 feather: float = FEATHER, interior: MouthInterior | None = None) -> None:
+        self.photo, self.interior = photo, interior
         zone = ellipse_weight(resolution, ZONE_CENTER, ZONE_AXES, feather)
         # 1. the zone's bounding box in the photo, and crop -> zone-box resampling
         to_photo = cv2.invertAffineTransform(np.asarray(matrix, np.float64))
@@ -133,6 +137,7 @@ class Compositor:
         x0, y0 = np.clip(np.floor(points.min(axis=0)).astype(int), 0, (width - 1, height - 1))
         x1, y1 = np.clip(np.ceil(points.max(axis=0)).astype(int) + 1, (x0 + 1, y0 + 1), (width, height))
         self.box = (int(y0), int(x0), int(y1), int(x1))
+        self.to_photo = to_photo
         self.to_box = to_photo.copy()
         self.to_box[:, 2] -= (x0, y0)
         self.size = (int(x1 - x0), int(y1 - y0))  # (w, h) for OpenCV
@@ -169,20 +174,31 @@ class Compositor:
         frame[top:bottom, left:right] = box
         return frame
 
-    def __call__(self, flow: np.ndarray, rendering: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    def __call__(self, flow: np.ndarray, rendering: np.ndarray, weight: np.ndarray,
+                 landmarks: np.ndarray | None = None) -> np.ndarray:
         """One video frame (H, W, 3) uint8.
 
         Args:
             flow: (2, R, R) float32 backward flow in crop pixels (the frame's motion).
             rendering: (R, R, 3) uint8, the generator's own rendering of the frame.
             weight: (R, R) float32 in [0, 1], the rendering's weight (:func:`rendering_weight`).
+            landmarks: (68, 2) the frame's landmarks in crop pixels (needed with an ``interior``).
         """
         # 1. the photo's own pixels, moved by the flow (faded out at the zone's edge)
         warped = self.warp(*self.photo_flow(flow))
         if not weight.any():  # a closed mouth: nothing rendered shows
             return self.paste(warped)
-        # 2. the rendering where the photo has nothing to show, feathered
-        rendered = self._to_box(rendering, cv2.INTER_CUBIC)
+        # 2. the rendering (or the photo's own inside of the mouth) where the photo has nothing
+        #    to show, feathered
         alpha = self._to_box(np.ascontiguousarray(weight, dtype=np.float32))[..., None] * self.zone
-        blended = warped + alpha * (rendered.astype(np.float32) - warped)
+        if self.interior is None:
+            rendered = self._to_box(rendering, cv2.INTER_CUBIC).astype(np.float32)
+        else:  # made only over the opening's box
+            rendered = warped.astype(np.float32)
+            rows, cols = np.flatnonzero(alpha.any(axis=(1, 2))), np.flatnonzero(alpha.any(axis=(0, 2)))
+            if len(rows):
+                part = np.s_[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+                points = landmarks @ self.to_photo[:, :2].T + self.to_photo[:, 2]  # (68, 2) photo pixels
+                rendered[part] = self.interior(self.grid[0][part], self.grid[1][part], points)
+        blended = warped + alpha * (rendered - warped)
         return self.paste(np.clip(blended + 0.5, 0, 255).astype(np.uint8))

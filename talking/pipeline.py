@@ -157,10 +157,11 @@ class TalkingFacePipeline(DiffusionPipeline):
         """
         self.check_components()
         # 1. load the photo, find its face and its landmarks: a photo without one fails first;
-        #    an open mouth is closed once, so that it can close in silence and on /p b m/
+        #    an open mouth is closed once, so that it can close in silence and on /p b m/ (its
+        #    inside kept, to show where the frames open it)
         photo = load_image(image, max_side=max_side)
         aligned = align_face(photo, self.resolution, name=_display_name(image, "the photo"))
-        photo, aligned = close_mouth(photo, aligned, self.motion_predictor)
+        photo, aligned, interior = close_mouth(photo, aligned, self.motion_predictor)
 
         # 2. the speech as mono float32 at 22050 Hz, decoded from the audio or spoken by espeak-ng,
         #    and when the words are known, where the lips shut: (start, end) seconds
@@ -194,7 +195,8 @@ class TalkingFacePipeline(DiffusionPipeline):
         # 5. render and composite the frames, lazily
         source = torch.from_numpy(aligned.crop).permute(2, 0, 1).float() / 127.5 - 1  # (3, R, R)
         landmarks = torch.from_numpy(aligned.landmarks).float()  # (68, 2) crop pixels
-        compositor = None if crop_only else Compositor(photo, aligned.matrix, self.resolution)
+        compositor = None if crop_only else Compositor(photo, aligned.matrix, self.resolution,
+                                                       interior=interior)
         frames = self.generate_frames(source, landmarks, parameters, windows, batch_size=batch_size)
         return TalkingFaceOutput(
             frames=_finish(frames, compositor, len(windows), callback),
@@ -286,7 +288,7 @@ class TalkingFacePipeline(DiffusionPipeline):
             crops, weight = compose_crop(source.expand(count, -1, -1, -1), flow, rendering, mask,
                                          opening)  # (n, 3, R, R), (n, R, R)
             for i in range(count):
-                yield FrameParts(crops[i], rendering[i], weight[i], flow[i])
+                yield FrameParts(crops[i], rendering[i], weight[i], flow[i], targets[i])
 
 
 @dataclass
@@ -300,12 +302,14 @@ class FrameParts:
         weight: (R, R) in [0, 1], the rendering's weight (the mouth opening, where the
             generator's blend mask asks for it: :func:`talking.composite.rendering_weight`).
         flow: (2, R, R) backward flow in crop pixels that moves the photo's landmarks.
+        landmarks: (68, 2) the frame's landmarks in crop pixels (where the flow moves them).
     """
 
     crop: torch.Tensor
     synthesised: torch.Tensor
     weight: torch.Tensor
     flow: torch.Tensor
+    landmarks: torch.Tensor
 
 
 def _given_motion(motion: np.ndarray, num_frames: int) -> torch.Tensor:
@@ -364,7 +368,7 @@ def _finish(
             image = to_uint8(parts.crop)
         else:
             image = compositor(parts.flow.float().cpu().numpy(), to_uint8(parts.synthesised),
-                               parts.weight.float().cpu().numpy())
+                               parts.weight.float().cpu().numpy(), parts.landmarks.float().cpu().numpy())
         if callback is not None:
             callback(done, total)
         yield image

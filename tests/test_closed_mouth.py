@@ -27,7 +27,7 @@ def predictor():
 def test_an_open_mouth_closes_and_an_independent_tracker_sees_the_lips_meet(seed, predictor):
     photo, _ = render_face(seed, 320, jaw=0.6)
     face = align_face(photo, 128)
-    closed, closed_face = close_mouth(photo, face, predictor)
+    closed, closed_face, _ = close_mouth(photo, face, predictor)
     before, after = find_face_mesh(photo).lip_gap(), find_face_mesh(closed).lip_gap()
     # closed as the real-input evaluation counts lips closed: within its margin of the gap the
     # tracker reads on the same face drawn with its mouth shut
@@ -47,5 +47,5 @@ def test_an_open_mouth_closes_and_an_independent_tracker_sees_the_lips_meet(seed
 def test_a_closed_mouth_is_left_exactly_as_it_is(predictor):
     photo, _ = render_face(4, 320, jaw=0.0)
     face = align_face(photo, 128)
-    closed, closed_face = close_mouth(photo, face, predictor)
+    closed, closed_face, _ = close_mouth(photo, face, predictor)
     assert closed is photo and closed_face is face
