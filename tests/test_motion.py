@@ -77,6 +77,25 @@ def test_thin_plate_flow_is_zero_without_motion_and_fades_towards_the_border():
     assert flow[:, :, 20:26, 20:26].abs().max() < 0.3  # the eyes stay put
 
 
+def test_a_jaw_opened_wide_takes_a_low_chin_down_without_folding_the_field(basis):
+    """A long face's chin sits near the crop's bottom (the astronaut's at 119.9 of 128): opened
+    wide, the jaw takes it onto the bottom edge, which must not pin it (a pinned edge folded the
+    field there, and the neck showed through a notch in the chin)."""
+    size = 128
+    model = FlowMotion(resolution=size)
+    model.basis.copy_(torch.from_numpy(basis))
+    rest = face_points(resolution=size)
+    rest[..., 1] += 119.9 - rest[0, 8, 1]
+    opened = model.landmarks(jaw_open(1.0), rest, torch.zeros(1, len(MOUTH_PARAMETERS)))
+    assert opened[0, 8, 1] > size - 1  # the chin reaches the bottom edge
+    flow = model.flow(rest, opened, size)
+    # below the lips the backward map y -> y + dy stays increasing down every column: no row
+    # is mirrored (between the lips the rendering shows)
+    below_lips = int(opened[0, 57, 1]) + 1
+    assert (1 + flow[:, 1, below_lips:].diff(dim=1)).min() > 0.2
+    assert flow[0, 1, -1, size // 2] < -1  # the bottom edge under the chin moves down with it
+
+
 def test_opening_the_jaw_parts_the_lips_by_the_basis(model):
     rest = face_points()
     jaw = jaw_open(1.0)

@@ -6,7 +6,11 @@ convention, :func:`talking.models.flow.warp`): ``frame[y, x] = source[y + dy, x 
 plate spline is the smoothest field (least bending energy) that takes every target landmark back
 to its source landmark, so the lips move as the landmarks say and the skin around them follows
 without folds; landmarks that stay put (eyes, nose, brows, the upper jaw) and a ring of anchors on
-the crop's border pin everything else, so the field fades out away from the mouth.
+the crop's border pin everything else, so the field fades out away from the mouth. The chin sits
+a few pixels above the bottom edge (117-120 of 128), and a jaw opened wide takes it onto the
+edge: an anchor of zero motion right under a moving chin folded the field (the neck showed
+through a notch in the chin), so the bottom anchors keep :data:`CHIN_CLEARANCE` below the lowest
+target point, lower than the edge where the chin comes that far down.
 
 Coordinates are normalised by the image side before solving, and a small ``regularization``
 relaxes the interpolation so that coincident targets (the inner lips of a closed mouth) keep the
@@ -19,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 BORDER_ANCHORS = 5  # anchors per side of the crop (corners shared): 16 points of zero flow
+CHIN_CLEARANCE = 0.06  # of the side: the least distance from the lowest target to the bottom anchors
 
 
 def border_anchors(size: int, device=None, dtype=torch.float32) -> torch.Tensor:
@@ -53,7 +58,10 @@ def thin_plate_flow(source: torch.Tensor, target: torch.Tensor, size: int,
             the upsampled field would realise only 75-85 % of the motion at stride 4.
     """
     batch = source.shape[0]
-    anchors = border_anchors(size, source.device, source.dtype).expand(batch, -1, -1)
+    anchors = border_anchors(size, source.device, source.dtype).expand(batch, -1, -1).clone()
+    bottom = anchors[..., 1] == anchors[..., 1].amax(dim=1, keepdim=True)  # (B, K_a)
+    lowest = target[..., 1].amax(dim=1, keepdim=True) + CHIN_CLEARANCE * size  # (B, 1)
+    anchors[..., 1] = torch.where(bottom, torch.maximum(anchors[..., 1], lowest), anchors[..., 1])
     controls = torch.cat([target, anchors], dim=1).double() / size  # (B, K', 2)
     values = torch.cat([source - target, torch.zeros_like(anchors)], dim=1).double() / size
     count = controls.shape[1]
