@@ -73,3 +73,24 @@ def test_the_compositor_shows_the_photos_inside_not_the_rendering(opened):
     lips = face.box.mesh.ibug68()[48:68]
     assert np.all([xs.min(), ys.min()] > lips.min(axis=0) - 10)
     assert np.all([xs.max(), ys.max()] < lips.max(axis=0) + 10)
+
+
+def test_the_pipeline_opens_an_open_photos_mouth_onto_its_own_teeth(opened):
+    """Through the whole pipeline: the photo's mouth is closed, then opened by the motion onto
+    the photo's own inside, not onto the generator's rendering."""
+    from test_pipeline_io import tiny_pipeline
+
+    photo, face = opened[:2]
+    pipe = tiny_pipeline("optical")
+    with torch.no_grad():
+        pipe.generator.to_output.bias[3] = -20.0  # its blend mask leaves the whole opening to it
+    parameters = np.zeros((8, 7), np.float32)
+    parameters[4:, 0] = 1.0  # closed, then open
+    frames = list(pipe(photo, np.zeros(8 * 882, np.float32), sample_rate=22050, motion=parameters).frames)
+    inside = _opening(face.box.mesh.ibug68(), photo.shape)
+    shut, wide = (frames[i][inside].astype(np.float32) for i in (0, 7))
+    own = photo[inside].astype(np.float32)
+    # closed: lips where the dark inside was; opened again (by this tiny predictor's own, lower
+    # opening): the photo's dark inside and teeth, not the generator's (random) rendering
+    shut_off, wide_off = (np.linalg.norm(frame.mean(axis=0) - own.mean(axis=0)) for frame in (shut, wide))
+    assert shut_off > 30 and wide_off < 0.4 * shut_off
