@@ -34,6 +34,7 @@ from talking.video import probe, read_video, write_video
 
 FPS = 25
 PHOTO_SIZE = (480, 640)  # height, width
+THIRD_PARTY_TMP = {".ses"}  # what onnxruntime's import leaves in TMPDIR
 
 
 def textured_background(seed: int = 0) -> np.ndarray:
@@ -375,4 +376,6 @@ def test_a_run_stopped_midway_leaves_nothing_that_the_next_run_does_not_sweep(st
                                  for name in leftovers)
         write_video(out / "next.mp4", [np.zeros((16, 16, 3), np.uint8)], np.zeros(2205, np.float32))
         assert [path.name for path in out.iterdir()] == ["next.mp4"]
-    assert list(tmp.iterdir()) == []
+    # nothing of ours is left in TMPDIR (onnxruntime 1.32, which diffusers imports while loading
+    # any pipeline, writes a telemetry session marker ".ses" there on import)
+    assert [path.name for path in tmp.iterdir() if path.name not in THIRD_PARTY_TMP] == []
