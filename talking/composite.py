@@ -12,7 +12,8 @@ detail. Here every frame is made from the photo at its full resolution:
    blend mask also asks for it (:func:`rendering_weight`); upsampled and feathered. Its colours
    are not re-matched to the skin: the skin is the photo's own now, and the generator's rendering
    outside the mouth (never shown) says nothing about the colours inside it (matching one to the
-   other turned rendered teeth pink on real photos);
+   other turned rendered teeth pink on real photos). A photo taken with its mouth open has an
+   inside of its own to show there instead, its teeth (:mod:`talking.mouth_interior`);
 3. both act only inside the *motion zone*, a feathered ellipse over mouth, chin and jaw (in the
    canonical crop); outside it the photo's pixels are copied unchanged, so eyes, brows, nose,
    hair and background keep the photo's exact pixels, and at its edge motion and rendering fade
@@ -184,6 +185,8 @@ class Compositor:
             weight: (R, R) float32 in [0, 1], the rendering's weight (:func:`rendering_weight`).
             landmarks: (68, 2) the frame's landmarks in crop pixels (needed with an ``interior``).
         """
+        if self.interior is not None and landmarks is None:
+            raise ValueError("a compositor that shows the photo's own inside needs each frame's landmarks")
         # 1. the photo's own pixels, moved by the flow (faded out at the zone's edge)
         warped = self.warp(*self.photo_flow(flow))
         if not weight.any():  # a closed mouth: nothing rendered shows

@@ -94,3 +94,12 @@ def test_the_pipeline_opens_an_open_photos_mouth_onto_its_own_teeth(opened):
     # opening): the photo's dark inside and teeth, not the generator's (random) rendering
     shut_off, wide_off = (np.linalg.norm(frame.mean(axis=0) - own.mean(axis=0)) for frame in (shut, wide))
     assert shut_off > 30 and wide_off < 0.4 * shut_off
+
+
+def test_a_compositor_with_the_photos_inside_refuses_a_frame_without_its_landmarks(opened):
+    _, face, closed, _, interior = opened
+    compositor = Compositor(closed, face.matrix, 128, interior=interior)
+    weight = np.zeros((128, 128), np.float32)
+    weight[90:96, 56:72] = 1.0
+    with pytest.raises(ValueError, match="needs each frame's landmarks"):
+        compositor(np.zeros((2, 128, 128), np.float32), np.zeros((128, 128, 3), np.uint8), weight)
