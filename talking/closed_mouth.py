@@ -37,17 +37,13 @@ import cv2
 import numpy as np
 import torch
 
+from talking import realface
 from talking.face import AlignedFace, warp_to_crop
+from talking.ibug import INNER_MOUTH_CORNERS, OUTER_MOUTH_CORNERS
 from talking.models.motion import INNER_LIP_LOWER, INNER_LIP_UPPER, MotionPredictor
 from talking.mouth_interior import MouthInterior
 from talking.realface import FaceMesh
 
-# MediaPipe mesh vertices: each inner lip from the image-left corner to the right one
-MESH_INNER_UPPER = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)
-MESH_INNER_LOWER = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308)
-MESH_MOUTH_CORNERS = (61, 291)  # the outer lips' corners, image left and right
-MESH_NOSE_BASE, MESH_CHIN = 2, 152
-INNER_CORNERS, OUTER_CORNERS = (60, 64), (48, 54)  # iBUG-68
 PRESS = 0.15  # of the opening: how far past its contour each lip's edge is taken
 # The seam where the lips meet, shaded as the corpus draws its lip line (talking/corpus/mouth.py):
 # 0.55 of the lips' colour on a line 0.005 of the crop's side thick (here its Gaussian's FWHM)
@@ -73,7 +69,7 @@ def close_mouth(photo: np.ndarray, face: AlignedFace,
     contact = (landmarks[INNER_LIP_UPPER] + landmarks[INNER_LIP_LOWER]) / 2  # (3, 2) met pairs
     landmarks[INNER_LIP_UPPER] = landmarks[INNER_LIP_LOWER] = contact
     # the lips meet from corner to corner, as the fold closed them (from the outer corners on)
-    landmarks[list(INNER_CORNERS)] = landmarks[list(OUTER_CORNERS)]
+    landmarks[list(INNER_MOUTH_CORNERS)] = landmarks[list(OUTER_MOUTH_CORNERS)]
     closed_face = dataclasses.replace(face, crop=warp_to_crop(closed, face.matrix, face.crop.shape[0]),
                                       landmarks=landmarks)
     return closed, closed_face, MouthInterior(photo, fold)
@@ -88,14 +84,15 @@ class LipFold:
         scale = np.sqrt(abs(np.linalg.det(matrix[:, :2])))  # crop pixels per photo pixel
         self.rotation = matrix[:, :2] / scale  # (2, 2) photo -> upright, photo pixel units
         self.seam_sigma = SEAM_WIDTH * resolution / scale / (2 * np.sqrt(2 * np.log(2)))
-        self.origin = mesh.points[list(MESH_INNER_UPPER + MESH_INNER_LOWER)].mean(axis=0)
+        contours = (realface.INNER_LIP_UPPER_CONTOUR, realface.INNER_LIP_LOWER_CONTOUR)
+        self.origin = mesh.points[list(contours[0] + contours[1])].mean(axis=0)
         upright = self.upright(mesh.points)  # (468, 2)
-        upper, lower = (_to_corners(upright[list(lip)], upright[list(MESH_MOUTH_CORNERS)])
-                        for lip in (MESH_INNER_UPPER, MESH_INNER_LOWER))
+        upper, lower = (_to_corners(upright[list(lip)], upright[list(realface.OUTER_MOUTH_CORNERS)])
+                        for lip in contours)
         self.columns = np.sort(np.concatenate([upper[:, 0], lower[:, 0]]))  # where u, l are known
         self.upper_edge = _curve(upper, self.columns)
         self.lower_edge = np.maximum(_curve(lower, self.columns), self.upper_edge)
-        self.top, self.bottom = upright[MESH_NOSE_BASE, 1], upright[MESH_CHIN, 1]
+        self.top, self.bottom = upright[realface.NOSE_BASE, 1], upright[realface.CHIN, 1]
         # the photo's pixels the fold can touch: the upright box between the corners, nose and chin
         corners = np.array([[x, y] for x in self.columns[[0, -1]] for y in (self.top, self.bottom)])
         box = self.to_photo(corners)
@@ -122,16 +119,21 @@ class LipFold:
         inside = (x > self.columns[0]) & (x < self.columns[-1])
         return upper - press, lower + press, (upper + lower) / 2, inside
 
+    def box(self, shape: tuple[int, ...]) -> tuple[tuple[slice, slice], np.ndarray, np.ndarray]:
+        """The pixels the fold can touch in an image of ``shape`` (H, W, ...): their (rows,
+        columns) slices and their upright coordinates x, y, (h, w) each (empty when none)."""
+        x0, y0 = np.maximum(self.low, 0)
+        x1, y1 = np.maximum(np.minimum(self.high, shape[1::-1]), (x0, y0))
+        grid = np.stack(np.meshgrid(np.arange(x0, x1), np.arange(y0, y1)), axis=-1).astype(np.float64)
+        x, y = np.moveaxis(self.upright(grid), -1, 0)
+        return (slice(y0, y1), slice(x0, x1)), x, y
+
     def apply(self, photo: np.ndarray) -> np.ndarray:
         """``photo`` (H, W, 3) uint8 with its mouth folded shut: a new array."""
-        height, width = photo.shape[:2]
-        x0, y0 = np.maximum(self.low, 0)
-        x1, y1 = min(self.high[0], width), min(self.high[1], height)
+        part, x, y = self.box(photo.shape)
         closed = photo.copy()
-        if x1 <= x0 or y1 <= y0:
+        if x.size == 0:
             return closed
-        grid = np.stack(np.meshgrid(np.arange(x0, x1), np.arange(y0, y1)), axis=-1).astype(np.float64)
-        x, y = np.moveaxis(self.upright(grid), -1, 0)  # (h, w) each
         upper, lower, contact, inside = self._pressed(x)
         # backward map: the photo's row each output row shows
         above = (y >= self.top) & (y < contact)
@@ -146,7 +148,7 @@ class LipFold:
         opening = np.maximum(lower - upper, 0)
         fade = np.sqrt(opening / max(float(opening.max()), 1e-6)) * inside
         seam = 1 - (1 - SEAM_SHADE) * fade * np.exp(-0.5 * ((y - contact) / self.seam_sigma) ** 2)
-        closed[y0:y1, x0:x1] = np.clip(folded * seam[..., None] + 0.5, 0, 255).astype(np.uint8)
+        closed[part] = np.clip(folded * seam[..., None] + 0.5, 0, 255).astype(np.uint8)
         return closed
 
     def forward(self, points: np.ndarray) -> np.ndarray:

@@ -34,6 +34,7 @@ import torch
 
 from talking.models.flow import warp
 from talking.mouth_interior import MouthInterior
+from talking.pose import move_points
 
 # The motion zone in [0, 1] crop coordinates: an ellipse over mouth, chin and jaw whose top stays
 # below the nose's tip (the eyes sit at y = 0.42, the lips at 0.74), feathered by FEATHER.
@@ -201,7 +202,7 @@ class Compositor:
             rows, cols = np.flatnonzero(alpha.any(axis=(1, 2))), np.flatnonzero(alpha.any(axis=(0, 2)))
             if len(rows):
                 part = np.s_[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-                points = landmarks @ self.to_photo[:, :2].T + self.to_photo[:, 2]  # (68, 2) photo pixels
+                points = move_points(landmarks.astype(np.float64), self.to_photo)  # (68, 2) photo pixels
                 rendered[part] = self.interior(self.grid[0][part], self.grid[1][part], points)
         blended = warped + alpha * (rendered - warped)
         return self.paste(np.clip(blended + 0.5, 0, 255).astype(np.uint8))

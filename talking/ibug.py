@@ -16,6 +16,10 @@ NOSE_BASE = 33  # the middle of the nose's base, just above the upper lip
 EYES = slice(36, 48)  # 36-41 and 42-47, each from the outer corner clockwise
 LIPS = slice(48, 68)  # outer lip 48-59, inner lip 60-67
 INNER_LIP_TOP, INNER_LIP_BOTTOM = 62, 66  # middle of the inner upper and lower lip
+OUTER_MOUTH_CORNERS, INNER_MOUTH_CORNERS = (48, 54), (60, 64)  # image left, image right
+# the inner lips as two chains from the image-left corner to the image-right one
+INNER_LIP_UPPER_CHAIN = (60, 61, 62, 63, 64)
+INNER_LIP_LOWER_CHAIN = (60, 67, 66, 65, 64)
 # Points that move with the head only: jaw top (0-2, 14-16), nose (27-35), eye corners.
 RIGID = np.array([0, 1, 2, 14, 15, 16, *range(27, 36), 36, 39, 42, 45])
 

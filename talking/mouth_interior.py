@@ -22,12 +22,11 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from talking.ibug import INNER_LIP_LOWER_CHAIN, INNER_LIP_UPPER_CHAIN, INNER_MOUTH_CORNERS
+
 if TYPE_CHECKING:
     from talking.closed_mouth import LipFold
 
-# iBUG-68 inner lips of a frame: the upper chain and the lower chain, corner to corner
-FRAME_UPPER = (60, 61, 62, 63, 64)
-FRAME_LOWER = (60, 67, 66, 65, 64)
 DARK_SHARE = 0.02  # the dark of the mouth: the mean of this darkest share of the photo's inside
 EDGE = 0.3  # of the photo's half opening: how far a half of the teeth fades into the dark beyond it
 
@@ -38,14 +37,11 @@ class MouthInterior:
     def __init__(self, photo: np.ndarray, fold: LipFold) -> None:
         self.photo, self.fold = photo, fold
         # the photo's inside: pixels between its lip edges, darkest share averaged
-        x0, y0 = np.maximum(fold.low, 0)
-        x1, y1 = np.minimum(fold.high, photo.shape[1::-1])
-        grid = np.stack(np.meshgrid(np.arange(x0, x1), np.arange(y0, y1)), axis=-1).astype(np.float64)
-        x, y = np.moveaxis(fold.upright(grid), -1, 0)
+        part, x, y = fold.box(photo.shape)
         upper, lower = fold.edges(x)
-        inside = photo[y0:y1, x0:x1][(y > upper) & (y < lower)].astype(np.float32)  # (K, 3)
+        inside = photo[part][(y > upper) & (y < lower)].astype(np.float32)  # (K, 3)
         if len(inside) == 0:
-            inside = photo[y0:y1, x0:x1].reshape(-1, 3).astype(np.float32)
+            inside = photo[part].reshape(-1, 3).astype(np.float32)
         darkest = np.argsort(inside.sum(axis=1))[: max(1, int(len(inside) * DARK_SHARE))]
         self.dark = inside[darkest].mean(axis=0)  # (3,)
 
@@ -55,9 +51,11 @@ class MouthInterior:
         fold = self.fold
         x, y = np.moveaxis(fold.upright(np.stack([grid_x, grid_y], axis=-1).astype(np.float64)), -1, 0)
         frame = fold.upright(np.asarray(landmarks, np.float64))
-        top, bottom = (_chain(frame[list(chain)], x) for chain in (FRAME_UPPER, FRAME_LOWER))
+        top, bottom = (_chain(frame[list(chain)], x)
+                       for chain in (INNER_LIP_UPPER_CHAIN, INNER_LIP_LOWER_CHAIN))
         # the photo's column that each of the frame's columns shows, corner to corner
-        left, right = frame[[60, 64], 0].min(), frame[[60, 64], 0].max()
+        corners = frame[list(INNER_MOUTH_CORNERS), 0]
+        left, right = corners.min(), corners.max()
         share = np.clip((x - left) / max(right - left, 1e-6), 0, 1)
         source_x = fold.columns[0] + share * (fold.columns[-1] - fold.columns[0])
         upper, lower = fold.edges(source_x)

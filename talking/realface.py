@@ -68,6 +68,11 @@ IBUG68_FROM_MESH = np.array([
     (78, 78), (81, 81), (13, 13), (311, 311), (308, 308), (402, 402), (14, 14), (178, 178),
 ])
 UPPER_INNER_LIP, LOWER_INNER_LIP = 13, 14
+# each inner lip's contour, from the image-left corner to the image-right one
+INNER_LIP_UPPER_CONTOUR = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)
+INNER_LIP_LOWER_CONTOUR = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308)
+OUTER_MOUTH_CORNERS = (61, 291)  # image left, image right
+NOSE_BASE, CHIN = 2, 152
 DETECTOR_EYES_MOUTH = (0, 1, 3)  # of the face detector's six keypoints
 LEFT_EYE_CORNER, RIGHT_EYE_CORNER = 33, 263  # outer corners, image left and right
 # The synthetic renderer's inner-lip gap (iBUG 62 to 66) over its eye-centre distance is exactly
