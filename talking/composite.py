@@ -8,8 +8,12 @@ detail. Here every frame is made from the photo at its full resolution:
    alignment transform (resampled onto the photo's pixels, its vectors turned and scaled by the
    transform's inverse) and warps the photo's own pixels (bicubic);
 2. the generator's rendering enters only where the photo has nothing to show: inside the mouth
-   opening that the frame's landmarks predict (:func:`opening_weight`), where the generator's
-   blend mask also asks for it (:func:`rendering_weight`); upsampled and feathered. Its colours
+   opening that the frame's landmarks predict, where the generator's blend mask also asks for it
+   (:func:`rendering_weight`). The opening is drawn at the photo's resolution
+   (:meth:`Compositor.opening`: between smooth curves through the frame's inner lips, feathered
+   by 0.6 photo pixels as the crop's opening is by 0.6 crop pixels), so the lips' inner edges
+   stay as sharp as the photo's own; only the rendering and its blend share are upsampled from
+   the crop (a 300-px face: ~3.5 photo pixels to a crop pixel). Its colours
    are not re-matched to the skin: the skin is the photo's own now, and the generator's rendering
    outside the mouth (never shown) says nothing about the colours inside it (matching one to the
    other turned rendered teeth pink on real photos). A photo taken with its mouth open has an
@@ -32,8 +36,9 @@ import cv2
 import numpy as np
 import torch
 
+from talking.ibug import INNER_LIP_LOWER_CHAIN, INNER_LIP_UPPER_CHAIN, INNER_LIPS, INNER_MOUTH_CORNERS
 from talking.models.flow import warp
-from talking.mouth_interior import MouthInterior
+from talking.mouth_interior import MouthInterior, lip_edge
 from talking.pose import move_points
 
 # The motion zone in [0, 1] crop coordinates: an ellipse over mouth, chin and jaw whose top stays
@@ -41,6 +46,7 @@ from talking.pose import move_points
 ZONE_CENTER = (0.50, 0.80)
 ZONE_AXES = (0.33, 0.24)
 FEATHER = 0.03  # Gaussian sigma of the zone's edge, as a fraction of the crop side
+OPENING_FEATHER = 0.6  # Gaussian sigma of the mouth opening's edge, in pixels of the image it is drawn in
 def ellipse_weight(resolution: int, center: tuple[float, float], axes: tuple[float, float],
                    feather: float = FEATHER) -> np.ndarray:
     """(R, R) float32 weight: 1 inside the ellipse, a Gaussian edge of sigma ``feather * R``
@@ -56,10 +62,7 @@ def ellipse_weight(resolution: int, center: tuple[float, float], axes: tuple[flo
     return core
 
 
-INNER_LIPS = list(range(60, 68))  # iBUG-68 inner-lip contour
-
-
-def opening_weight(landmarks: np.ndarray, resolution: int, feather: float = 0.6) -> np.ndarray:
+def opening_weight(landmarks: np.ndarray, resolution: int, feather: float = OPENING_FEATHER) -> np.ndarray:
     """(R, R) float32 in [0, 1]: the mouth opening enclosed by the inner lips of ``landmarks``
     (68, 2) in crop pixels, anti-aliased and feathered by ``feather`` px (0 when the lips are
     closed)."""
@@ -149,6 +152,10 @@ class Compositor:
                                      np.arange(y0, y1, dtype=np.float32))
         self.grid = (grid_x, grid_y)
         self.turn = to_photo[:, :2].astype(np.float32)  # crop-pixel vectors -> photo-pixel vectors
+        # the box's pixels in crop coordinates, and photo pixels per crop pixel
+        self.crop_grid = (np.stack([grid_x, grid_y], axis=-1) @ np.asarray(matrix, np.float32)[:, :2].T
+                          + np.asarray(matrix, np.float32)[:, 2])  # (h, w, 2)
+        self.pixels_per_crop_pixel = float(np.sqrt(abs(np.linalg.det(to_photo[:, :2]))))
 
     def _to_box(self, image: np.ndarray, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
         """Crop-space ``image`` (R, R[, C]) resampled onto the zone's box in the photo."""
@@ -176,25 +183,61 @@ class Compositor:
         frame[top:bottom, left:right] = box
         return frame
 
-    def __call__(self, flow: np.ndarray, rendering: np.ndarray, weight: np.ndarray,
+    def opening(self, landmarks: np.ndarray) -> np.ndarray:
+        """(h, w) float32 in [0, 1] over the zone's box: the mouth opening of a frame whose
+        landmarks are ``landmarks`` (68, 2) in crop pixels, at the photo's resolution: between
+        the smooth upper and lower inner-lip edges (:func:`~talking.mouth_interior.lip_edge` of
+        iBUG's inner-lip chains in the upright crop) and the inner corners, anti-aliased and
+        feathered by :data:`OPENING_FEATHER` photo pixels; 0 where the lips meet."""
+        opening = np.zeros(self.zone.shape[:2], np.float32)
+        points = np.asarray(landmarks, np.float64)
+        (x0, y0), (x1, y1) = points[INNER_LIPS].min(axis=0) - 1, points[INNER_LIPS].max(axis=0) + 1
+        corners = np.array([(x0, y0), (x1, y0), (x0, y1), (x1, y1)])  # crop pixels -> the zone's box
+        corners = corners @ self.to_box[:, :2].T + self.to_box[:, 2]
+        width, height = self.size
+        left_col, top_row = np.clip(np.floor(corners.min(axis=0)).astype(int), 0, (width, height))
+        right_col, bottom_row = np.clip(np.ceil(corners.max(axis=0)).astype(int) + 1, 0, (width, height))
+        if right_col <= left_col or bottom_row <= top_row:
+            return opening
+        part = np.s_[top_row:bottom_row, left_col:right_col]  # the inner lips' box in the zone's
+        x, y = self.crop_grid[part][..., 0], self.crop_grid[part][..., 1]
+        top, bottom = (lip_edge(points[list(chain)], x)
+                       for chain in (INNER_LIP_UPPER_CHAIN, INNER_LIP_LOWER_CHAIN))
+        left, right = np.sort(points[list(INNER_MOUTH_CORNERS), 0])
+        k = self.pixels_per_crop_pixel  # crop-pixel distances -> photo pixels
+
+        def covered(low, high):  # the share of a photo pixel at 0 that lies between low and high
+            return np.clip(np.minimum(0.5, high * k) + np.minimum(0.5, -low * k), 0, 1)
+
+        opening[part] = cv2.GaussianBlur(covered(top - y, bottom - y) * covered(left - x, right - x),
+                                         (0, 0), OPENING_FEATHER)
+        return opening
+
+    def __call__(self, flow: np.ndarray, rendering: np.ndarray, blend: np.ndarray,
                  landmarks: np.ndarray | None = None) -> np.ndarray:
         """One video frame (H, W, 3) uint8.
 
         Args:
             flow: (2, R, R) float32 backward flow in crop pixels (the frame's motion).
             rendering: (R, R, 3) uint8, the generator's own rendering of the frame.
-            weight: (R, R) float32 in [0, 1], the rendering's weight (:func:`rendering_weight`).
-            landmarks: (68, 2) the frame's landmarks in crop pixels (needed with an ``interior``).
+            blend: (R, R) float32 in [0, 1], the rendering's share where it may show (one minus
+                the generator's blend mask; 0 for a frame it did not render).
+            landmarks: (68, 2) the frame's landmarks in crop pixels: the rendering (or the
+                photo's own inside) shows only inside their mouth opening (:meth:`opening`);
+                None: wherever ``blend`` says (needed with an ``interior``).
         """
         if self.interior is not None and landmarks is None:
             raise ValueError("a compositor that shows the photo's own inside needs each frame's landmarks")
         # 1. the photo's own pixels, moved by the flow (faded out at the zone's edge)
         warped = self.warp(*self.photo_flow(flow))
-        if not weight.any():  # a closed mouth: nothing rendered shows
+        if not blend.any():  # nothing rendered shows
             return self.paste(warped)
         # 2. the rendering (or the photo's own inside of the mouth) where the photo has nothing
-        #    to show, feathered
-        alpha = self._to_box(np.ascontiguousarray(weight, dtype=np.float32))[..., None] * self.zone
+        #    to show: inside the opening, drawn at the photo's resolution
+        alpha = self._to_box(np.ascontiguousarray(blend, dtype=np.float32))
+        if landmarks is not None:
+            alpha *= self.opening(landmarks)
+        alpha = alpha[..., None] * self.zone
         if self.interior is None:
             rendered = self._to_box(rendering, cv2.INTER_CUBIC).astype(np.float32)
         else:  # made only over the opening's box

@@ -15,6 +15,7 @@ BROWS = slice(17, 27)  # 17-21 and 22-26
 NOSE_BASE = 33  # the middle of the nose's base, just above the upper lip
 EYES = slice(36, 48)  # 36-41 and 42-47, each from the outer corner clockwise
 LIPS = slice(48, 68)  # outer lip 48-59, inner lip 60-67
+INNER_LIPS = slice(60, 68)
 INNER_LIP_TOP, INNER_LIP_BOTTOM = 62, 66  # middle of the inner upper and lower lip
 OUTER_MOUTH_CORNERS, INNER_MOUTH_CORNERS = (48, 54), (60, 64)  # image left, image right
 # the inner lips as two chains from the image-left corner to the image-right one

@@ -51,7 +51,7 @@ class MouthInterior:
         fold = self.fold
         x, y = np.moveaxis(fold.upright(np.stack([grid_x, grid_y], axis=-1).astype(np.float64)), -1, 0)
         frame = fold.upright(np.asarray(landmarks, np.float64))
-        top, bottom = (_chain(frame[list(chain)], x)
+        top, bottom = (lip_edge(frame[list(chain)], x)
                        for chain in (INNER_LIP_UPPER_CHAIN, INNER_LIP_LOWER_CHAIN))
         # the photo's column that each of the frame's columns shows, corner to corner
         corners = frame[list(INNER_MOUTH_CORNERS), 0]
@@ -73,7 +73,7 @@ class MouthInterior:
         return teeth + dark * (self.dark - teeth)
 
 
-def _chain(points: np.ndarray, x: np.ndarray) -> np.ndarray:
+def lip_edge(points: np.ndarray, x: np.ndarray) -> np.ndarray:
     """A lip chain (K, 2) upright points as a smooth curve, y at ``x``: the parabola nearest the
     points (a lip's edge is one smooth arc; through the points it would have corners)."""
     spread = max(float(np.ptp(points[:, 0])), 1e-6)

@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from queue import Empty, Queue
 
 import numpy as np
 import torch
@@ -285,10 +287,12 @@ class TalkingFacePipeline(DiffusionPipeline):
                 if mask is not None:
                     mask[shown] = output.mask
             # 4. keep the rendering only inside the predicted mouth opening
-            crops, weight = compose_crop(source.expand(count, -1, -1, -1), flow, rendering, mask,
-                                         opening)  # (n, 3, R, R), (n, R, R)
+            crops, _ = compose_crop(source.expand(count, -1, -1, -1), flow, rendering, mask,
+                                    opening)  # (n, 3, R, R)
+            blend = source.new_zeros(count, resolution, resolution)  # (n, R, R)
+            blend[shown] = 1 - mask[shown, 0] if mask is not None else 1.0
             for i in range(count):
-                yield FrameParts(crops[i], rendering[i], weight[i], flow[i], targets[i])
+                yield FrameParts(crops[i], rendering[i], blend[i], flow[i], targets[i])
 
 
 @dataclass
@@ -297,17 +301,18 @@ class FrameParts:
 
     Args:
         crop: (3, R, R) in [-1, 1], the frame at crop resolution: the aligned photo moved by
-            ``flow``, the rendering blended in by ``weight``.
+            ``flow``, the rendering blended in inside the opening (:func:`talking.composite.compose_crop`).
         synthesised: (3, R, R) in [-1, 1], the generator's own rendering.
-        weight: (R, R) in [0, 1], the rendering's weight (the mouth opening, where the
-            generator's blend mask asks for it: :func:`talking.composite.rendering_weight`).
+        blend: (R, R) in [0, 1], the rendering's share where the mouth is open (one minus the
+            generator's blend mask; 0 when the generator did not render the frame, its mouth
+            closed); the compositor draws the opening itself, at the photo's resolution.
         flow: (2, R, R) backward flow in crop pixels that moves the photo's landmarks.
         landmarks: (68, 2) the frame's landmarks in crop pixels (where the flow moves them).
     """
 
     crop: torch.Tensor
     synthesised: torch.Tensor
-    weight: torch.Tensor
+    blend: torch.Tensor
     flow: torch.Tensor
     landmarks: torch.Tensor
 
@@ -362,16 +367,56 @@ def _finish(
     callback: ProgressCallback | None,
 ) -> Iterator[np.ndarray]:
     """Each generated frame as (H, W, 3) uint8: composited into the photo, or the (R, R, 3)
-    crop when ``compositor`` is None; ``callback(done, total)`` as each is made."""
-    for done, parts in enumerate(frames, start=1):
+    crop when ``compositor`` is None; ``callback(done, total)`` as each is made. The model
+    makes the next frames on a thread of its own while this one composites."""
+    for done, parts in enumerate(ahead(frames), start=1):
         if compositor is None:
             image = to_uint8(parts.crop)
         else:
             image = compositor(parts.flow.float().cpu().numpy(), to_uint8(parts.synthesised),
-                               parts.weight.float().cpu().numpy(), parts.landmarks.float().cpu().numpy())
+                               parts.blend.float().cpu().numpy(), parts.landmarks.float().cpu().numpy())
         if callback is not None:
             callback(done, total)
         yield image
+
+
+def ahead(items: Iterator, size: int = 32) -> Iterator:
+    """``items``, read up to ``size`` ahead on a thread of their own: the model (torch) makes
+    frames while the caller composites and encodes the ones made (OpenCV and numpy let go of
+    the GIL, so both cores work). The thread's exceptions are raised here, in order; closing
+    this iterator early stops the thread at its next item."""
+    done = object()
+    queue: Queue = Queue(maxsize=size)
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                queue.put((item, None))
+        except BaseException as error:  # handed to the reader, raised there
+            queue.put((done, error))
+            return
+        queue.put((done, None))
+
+    thread = threading.Thread(target=read, name="talking-frames", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = queue.get()
+            if error is not None:
+                raise error
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a thread waiting on a full queue
+            try:
+                queue.get_nowait()
+            except Empty:
+                thread.join(timeout=0.05)
 
 
 def to_uint8(image: torch.Tensor) -> np.ndarray:

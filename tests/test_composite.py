@@ -102,3 +102,45 @@ def test_the_rendering_shows_only_inside_an_open_mouth():
     assert opening_weight(closed, R).max() < 0.5
     mask = np.full((R, R), 0.25, np.float32)
     assert rendering_weight(mask, opening)[42, 32] == pytest.approx(0.75)
+
+
+def open_mouth_landmarks() -> np.ndarray:
+    """(68, 2) crop landmarks whose inner lips open 10 px at the middle, in the motion zone (the
+    rest at 0): their smooth edges cross the middle at crop rows 45.5 and 54.5."""
+    landmarks = np.zeros((68, 2), np.float32)
+    landmarks[60], landmarks[64] = (20, 50), (44, 50)
+    landmarks[61:64] = (26, 47), (32, 45), (38, 47)
+    landmarks[65:68] = (38, 53), (32, 55), (26, 53)
+    return landmarks
+
+
+def test_the_opening_is_drawn_at_the_photos_resolution_with_a_sharp_edge():
+    """A face 4x larger in the photo than in the crop: the crop's opening, upsampled, blurs the
+    lips' inner edge over several photo pixels; the compositor's own opening crosses it in a
+    third as many, in the same place."""
+    scale = 4.0
+    photo = detailed_photo()
+    compositor = Compositor(photo, face_matrix(scale), R)
+    landmarks = open_mouth_landmarks()
+    opening = compositor.opening(landmarks)
+    upsampled = compositor._to_box(opening_weight(landmarks, R))
+    top, left = compositor.box[:2]
+    middle = int(200 + 32 * scale) - left  # the mouth's middle column, top to bottom
+    column, coarse = opening[:, middle], upsampled[:, middle]
+
+    def edge_pixels(values):
+        return np.count_nonzero((values > 0.05) & (values < 0.95))
+
+    assert edge_pixels(column) <= edge_pixels(coarse) / 3
+    inside = np.flatnonzero(column > 0.5) + top  # photo rows
+    assert abs(inside[0] - (100 + 45.5 * scale)) <= 1 and abs(inside[-1] - (100 + 54.5 * scale)) <= 1
+    closed = landmarks.copy()
+    closed[61:68, 1] = 50
+    assert compositor.opening(closed).max() == 0
+
+    white = np.full((R, R, 3), 255, np.uint8)
+    frame = compositor(np.zeros((2, R, R), np.float32), white, np.ones((R, R), np.float32), landmarks)
+    x, y = int(200 + 32 * scale), int(100 + 50 * scale)
+    assert (frame[y - 8:y + 8, x - 15:x + 15] == 255).all()  # inside: the rendering
+    above = int(100 + 45.5 * scale) - 2  # two photo pixels above the upper lip's edge
+    assert np.array_equal(frame[above - 5:above, x - 5:x + 5], photo[above - 5:above, x - 5:x + 5])

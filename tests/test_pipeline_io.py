@@ -121,9 +121,13 @@ def test_only_open_mouths_are_rendered_and_the_frames_are_those_of_rendering_eve
         crops, weight = compose_crop(source, flow, output.synthesised, output.mask,
                                      mouth_openings(targets, RESOLUTION))
     assert weight[[1, 2, 4]].amax() > 0.1
+    openings = mouth_openings(targets, RESOLUTION) > 0
     for i, part in enumerate(parts):
         torch.testing.assert_close(part.crop, crops[i], rtol=0, atol=1e-5)
-        torch.testing.assert_close(part.weight, weight[i], rtol=0, atol=1e-5)
+        # the compositor's share of the rendering: the generator's wherever the mouth is open
+        share = 1 - output.mask[i, 0] if i in (1, 2, 4) else torch.zeros_like(output.mask[i, 0])
+        torch.testing.assert_close(part.blend[openings[i]], share[openings[i]], rtol=0, atol=1e-5)
+        assert i in (1, 2, 4) or part.blend.max() == 0
 
 
 def test_a_closed_mouth_keeps_the_photo_and_an_open_one_moves_it_and_shows_the_rendering():
@@ -134,11 +138,11 @@ def test_a_closed_mouth_keeps_the_photo_and_an_open_one_moves_it_and_shows_the_r
     opened = closed.clone()
     opened[:, 0] = 1.0
     still = generate(pipe, frames=2, parameters=closed)[0]
-    assert still.flow.abs().max() < 1e-4 and still.weight.max() < 0.5
+    assert still.flow.abs().max() < 1e-4 and still.blend.max() == 0  # not rendered
     torch.testing.assert_close(still.crop, source_image(), rtol=0, atol=1e-3)
     moving = generate(pipe, frames=2, parameters=opened)[0]
     assert moving.flow[1, 26, 16] < -1  # below the lips, pixels come from higher up: the jaw drops
-    assert moving.weight[24, 16] > 0.5  # inside the opening, the generator's rendering
+    assert moving.blend[24, 16] > 0.5  # inside the opening, the generator's rendering
     moved = pipe.motion_predictor.landmarks(opened[:1], face_landmarks()[None], torch.zeros(1, 7))
     assert mouth_opening(moved).item() == pytest.approx(3.2, abs=0.01)
 
@@ -154,3 +158,40 @@ def test_a_batched_source_is_refused():
     pipe = tiny_pipeline("optical")
     with pytest.raises(ValueError, match=r"one image \(3, H, W\)"):
         next(pipe.generate_frames(source_image()[None], face_landmarks(), torch.zeros(2, 7), windows(2)))
+
+
+def test_frames_read_ahead_come_in_order_with_the_makers_errors_where_they_happened():
+    import threading
+    import time
+
+    from talking.errors import TalkingError
+    from talking.pipeline import ahead
+
+    def made(n, fail_at=None):
+        for i in range(n):
+            if i == fail_at:
+                raise TalkingError(f"frame {i} failed")
+            yield i
+
+    assert list(ahead(made(100), size=4)) == list(range(100))
+    seen = []
+    with pytest.raises(TalkingError, match="frame 7 failed"):
+        for i in ahead(made(20, fail_at=7), size=4):
+            seen.append(i)
+    assert seen == list(range(7))  # every frame before the failure, none after
+
+    # A reader that stops early stops the maker: it makes at most the queue's size more.
+    made_count = []
+
+    def slow():
+        for i in range(1000):
+            made_count.append(i)
+            time.sleep(0.001)
+            yield i
+
+    before = threading.active_count()
+    reader = ahead(slow(), size=4)
+    assert [next(reader) for _ in range(3)] == [0, 1, 2]
+    reader.close()
+    time.sleep(0.05)
+    assert threading.active_count() == before and len(made_count) <= 3 + 4 + 2

@@ -61,7 +61,8 @@ def test_a_run_trains_the_generator_with_finite_losses_and_exports_a_pipeline(co
     motion = trained_motion(tmp_path, variant)
     man = tiny(corpus, tmp_path, name="man", variant=variant, init_from=str(motion),
                export_to=str(tmp_path / "export"), align_to_source=True, max_grad_norm=1.0,
-               checkpoints_total_limit=1, validation_batches=1, loss=LossWeights(opening_l1=1.0))
+               checkpoints_total_limit=1, validation_batches=1, loss=LossWeights(opening_l1=1.0),
+               mouth_window=32)
     train(man)
 
     scalars = logged_scalars(man.run_dir)
@@ -399,6 +400,43 @@ def test_without_gan_weights_the_discriminator_is_not_run(corpus):
     assert set(full) - set(terms) == {"adversarial", "cam", "feature_matching"}
     for name, value in terms.items():
         torch.testing.assert_close(value, full[name])
+
+
+def test_the_mouth_window_is_centred_on_the_inner_lips_at_the_frames_size():
+    from talking.training.steps import mouth_windows
+
+    images = -torch.ones(2, 3, 64, 64)
+    landmarks = torch.zeros(2, 68, 2)
+    landmarks[0, 60:68] = torch.tensor([20.0, 40.0])  # inner lips centred at x 20, y 40
+    landmarks[1, 60:68] = torch.tensor([44.0, 30.0])
+    images[0, :, 38:43, 18:23] = 1  # a 5-pixel square on each mouth
+    images[1, :, 28:33, 42:47] = 1
+    windows = mouth_windows(images, landmarks, 16)
+    assert windows.shape == images.shape
+    for window in windows:  # 16 pixels to 64: the square spans the middle 20, nothing else is lit
+        lit = (window[0] > 0).nonzero()
+        assert lit.min(0).values.tolist() == [22, 22] and lit.max(0).values.tolist() == [41, 41]
+    assert mouth_windows(images, landmarks, None) is images
+
+
+def test_with_a_mouth_window_the_discriminator_judges_only_the_mouth(corpus):
+    """Pixels far from the lips change what a whole-frame discriminator says, not what it says
+    of the mouth's window."""
+    from talking.models import build_models
+    from talking.training.batches import TrainingFrames
+    from talking.training.config import LossWeights
+    from talking.training.steps import discriminator_step
+
+    discriminator = build_models("optical", 64)[2].eval()
+    dataset = TrainingFrames(corpus, "train", align_to_source=True)
+    batch = torch.utils.data.default_collate([dataset[i] for i in range(2)])
+    fake = batch["frame"].flip(-1)
+    elsewhere = fake.clone()
+    elsewhere[..., :8, :] = 1.0  # the top rows: hair, far above the mouth
+    for window, same in ((24, True), (None, False)):
+        totals = [discriminator_step(discriminator, batch, f, LossWeights(), window)[0]
+                  for f in (fake, elsewhere)]
+        assert torch.equal(*totals) is same
 
 
 def test_modalities_and_warp_blend_overrides_reach_the_generator(corpus, tmp_path):

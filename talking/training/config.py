@@ -97,6 +97,10 @@ class TrainConfig:
     # "no", "bf16" or "fp16" (autocast); None: what `accelerate launch --mixed_precision` says.
     mixed_precision: str | None = None
     architecture: Architecture = field(default_factory=Architecture)
+    # The discriminator judges, instead of whole frames, a square of this many pixels around each
+    # frame's inner lips, resampled to the frame's size (None: whole frames). Where the frame is
+    # the photo's own warped pixels but for the mouth's inside, that inside is all it can judge.
+    mouth_window: int | None = None
     # Move every target frame (and its landmarks) into the source's head pose, so the model
     # learns what audio predicts and keeps the photo's pose (see batches.py).
     align_to_source: bool = False
@@ -127,6 +131,9 @@ class TrainConfig:
             raise ValueError("gradient_accumulation_steps must be at least 1")
         if self.checkpoints_total_limit is not None and self.checkpoints_total_limit < 1:
             raise ValueError("checkpoints_total_limit must be at least 1 (or null: keep all)")
+        if self.mouth_window is not None and not 8 <= self.mouth_window <= self.resolution:
+            raise ValueError(f"mouth_window must be 8 to resolution ({self.resolution}) pixels or null, "
+                             f"got {self.mouth_window}")
         if self.mixed_precision not in (None, "no", "bf16", "fp16"):
             raise ValueError(f"mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}")
         if self.export_to and _inside(Path(self.export_to), SHIPPED):

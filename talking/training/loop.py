@@ -230,7 +230,8 @@ def _step(config: TrainConfig, models, predictor, optimizers, schedulers, batch,
     (g_optimizer, d_optimizer), (g_schedule, d_schedule) = optimizers, schedulers
     judge = accelerator.unwrap_model(discriminator)  # outside DDP: the generator's loss never syncs D
     with accelerator.accumulate(generator), frozen(judge):  # no generator gradient on D
-        total, terms, fake = generator_step(generator, predictor, judge, batch, config.loss)
+        total, terms, fake = generator_step(generator, predictor, judge, batch, config.loss,
+                                              config.mouth_window)
         accelerator.backward(total)
         _clip(config, accelerator, generator)
         g_optimizer.step()
@@ -241,7 +242,8 @@ def _step(config: TrainConfig, models, predictor, optimizers, schedulers, batch,
         # The discriminator's own accumulation context: a second accelerator.accumulate would
         # count this micro-batch twice, so it follows the one above (no DDP sync until its end).
         with contextlib.nullcontext() if accelerator.sync_gradients else accelerator.no_sync(discriminator):
-            d_total, d_terms = discriminator_step(discriminator, batch, fake, config.loss)
+            d_total, d_terms = discriminator_step(discriminator, batch, fake, config.loss,
+                                                  config.mouth_window)
             accelerator.backward(d_total)
             _clip(config, accelerator, discriminator)
             d_optimizer.step()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from talking import losses
+from talking import ibug, losses
 from talking.composite import compose_crop, mouth_openings
 from talking.models import MANGenerator, MultiscaleDiscriminator
 from talking.models.motion import MotionPredictor
@@ -24,6 +24,22 @@ from talking.training.config import LossWeights
 def lip_box(batch: dict) -> torch.Tensor:
     """(B, 1, H, W) lip box of each target frame."""
     return losses.lip_box(batch["landmarks"], *batch["frame"].shape[-2:])
+
+
+def mouth_windows(images: torch.Tensor, landmarks: torch.Tensor, window: int | None) -> torch.Tensor:
+    """What the discriminator sees of ``images`` (B, 3, H, W): the square of ``window`` pixels
+    centred on each frame's inner lips (``landmarks`` (B, 68, 2) in pixels), resampled bilinearly
+    to (B, 3, H, W), differentiably; the images themselves when ``window`` is None."""
+    if window is None:
+        return images
+    b, _, h, w = images.shape
+    centre = landmarks[:, ibug.INNER_LIPS].mean(dim=1).to(images.dtype)  # (B, 2) x, y in pixels
+    theta = images.new_zeros(b, 2, 3)
+    theta[:, 0, 0], theta[:, 1, 1] = window / w, window / h
+    theta[:, 0, 2] = (2 * centre[:, 0] + 1) / w - 1  # pixel centres, align_corners=False
+    theta[:, 1, 2] = (2 * centre[:, 1] + 1) / h - 1
+    grid = F.affine_grid(theta, [b, 3, h, w], align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 def weighted(terms: dict[str, torch.Tensor], weights: LossWeights) -> torch.Tensor:
@@ -48,20 +64,26 @@ def generator_step(
     discriminator: MultiscaleDiscriminator,
     batch: dict,
     weights: LossWeights,
+    window: int | None = None,
 ) -> tuple[torch.Tensor, dict, torch.Tensor]:
     """Generator side: (weighted total, unweighted terms, generated frames (B, 3, H, W)).
 
     The frame is made from the true landmarks exactly as inference makes it (:func:`geometry_frame`);
     the motion predictor (trained apart, on the speech alone) only draws the motion, and the
-    rendering is also held to the real frame inside the mouth opening (``opening_l1``).
+    rendering is also held to the real frame inside the mouth opening (``opening_l1``). The
+    discriminator judges whole frames, or with ``window`` the :func:`mouth_windows` around the
+    lips.
     """
     box = lip_box(batch)
     output, fake, _, opening = geometry_frame(generator, predictor, batch)
     terms = {"opening_l1": losses.masked_mean((output.synthesised - batch["frame"]).abs(), opening[:, None])}
     if weights.uses_discriminator:
-        judged = discriminator(fake, batch["source"])
+        def seen(image):
+            return mouth_windows(image, batch["landmarks"], window)
+
+        judged = discriminator(seen(fake), seen(batch["source"]))
         with torch.no_grad():
-            real = discriminator(batch["frame"], batch["source"])
+            real = discriminator(seen(batch["frame"]), seen(batch["source"]))
         terms["adversarial"], terms["cam"] = losses.generator_adversarial_loss(judged)
         terms["feature_matching"] = losses.feature_matching_loss(real, judged)
     terms["mouth_l1"] = losses.lower_half_l1(fake, batch["frame"])
@@ -76,11 +98,17 @@ def generator_step(
 
 
 def discriminator_step(
-    discriminator: MultiscaleDiscriminator, batch: dict, fake: torch.Tensor, weights: LossWeights
+    discriminator: MultiscaleDiscriminator, batch: dict, fake: torch.Tensor, weights: LossWeights,
+    window: int | None = None,
 ) -> tuple[torch.Tensor, dict]:
-    """Discriminator side: real and generated frames judged in one batch."""
+    """Discriminator side: real and generated frames (or their ``window``, as the generator's side
+    shows them) judged in one batch."""
     source = batch["source"]
-    both = discriminator(torch.cat([batch["frame"], fake.detach()]), torch.cat([source, source]))
+    frames, sources = torch.cat([batch["frame"], fake.detach()]), torch.cat([source, source])
+    if window is not None:
+        landmarks = batch["landmarks"].repeat(2, 1, 1)
+        frames, sources = mouth_windows(frames, landmarks, window), mouth_windows(sources, landmarks, window)
+    both = discriminator(frames, sources)
     real, generated = (_split(both, len(fake), part) for part in (0, 1))
     adversarial, cam = losses.discriminator_loss(real, generated)
     terms = {"d_adversarial": adversarial, "d_cam": cam}

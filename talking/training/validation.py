@@ -40,7 +40,8 @@ def validate(config: TrainConfig, accelerator, models, predictor, loader: DataLo
         generator, discriminator = networks
         for batch in loader:
             batch = {k: v.to(accelerator.device) for k, v in batch.items()}
-            total, terms, _ = generator_step(generator, predictor, discriminator, batch, config.loss)
+            total, terms, _ = generator_step(generator, predictor, discriminator, batch, config.loss,
+                                             config.mouth_window)
             for name, value in {"total": total, **terms}.items():
                 sums[name] = sums.get(name, 0.0) + value.item() / len(loader)
         for network in networks:
