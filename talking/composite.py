@@ -157,9 +157,17 @@ class Compositor:
                           + np.asarray(matrix, np.float32)[:, 2])  # (h, w, 2)
         self.pixels_per_crop_pixel = float(np.sqrt(abs(np.linalg.det(to_photo[:, :2]))))
 
-    def _to_box(self, image: np.ndarray, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
-        """Crop-space ``image`` (R, R[, C]) resampled onto the zone's box in the photo."""
-        return cv2.warpAffine(image, self.to_box, self.size, flags=interpolation,
+    def _to_box(self, image: np.ndarray, interpolation: int = cv2.INTER_LINEAR,
+                part: tuple[slice, slice] | None = None) -> np.ndarray:
+        """Crop-space ``image`` (R, R[, C]) resampled onto the zone's box in the photo, or onto
+        ``part`` of it (rows, columns) alone."""
+        matrix, size = self.to_box, self.size
+        if part is not None:
+            rows, cols = part
+            matrix = matrix.copy()
+            matrix[:, 2] -= (cols.start, rows.start)
+            size = (cols.stop - cols.start, rows.stop - rows.start)
+        return cv2.warpAffine(image, matrix, size, flags=interpolation,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
     def photo_flow(self, flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -190,16 +198,26 @@ class Compositor:
         iBUG's inner-lip chains in the upright crop) and the inner corners, anti-aliased and
         feathered by :data:`OPENING_FEATHER` photo pixels; 0 where the lips meet."""
         opening = np.zeros(self.zone.shape[:2], np.float32)
-        points = np.asarray(landmarks, np.float64)
-        (x0, y0), (x1, y1) = points[INNER_LIPS].min(axis=0) - 1, points[INNER_LIPS].max(axis=0) + 1
+        part = self._lips_part(landmarks)
+        if part is not None:
+            opening[part] = self._opening_in(part, landmarks)
+        return opening
+
+    def _lips_part(self, landmarks: np.ndarray) -> tuple[slice, slice] | None:
+        """The (rows, columns) of the zone's box around the inner lips of ``landmarks`` (68, 2)
+        in crop pixels, with room for the feather; None when they lie outside it."""
+        points = np.asarray(landmarks, np.float64)[INNER_LIPS]
+        (x0, y0), (x1, y1) = points.min(axis=0) - 1, points.max(axis=0) + 1
         corners = np.array([(x0, y0), (x1, y0), (x0, y1), (x1, y1)])  # crop pixels -> the zone's box
         corners = corners @ self.to_box[:, :2].T + self.to_box[:, 2]
         width, height = self.size
-        left_col, top_row = np.clip(np.floor(corners.min(axis=0)).astype(int), 0, (width, height))
-        right_col, bottom_row = np.clip(np.ceil(corners.max(axis=0)).astype(int) + 1, 0, (width, height))
-        if right_col <= left_col or bottom_row <= top_row:
-            return opening
-        part = np.s_[top_row:bottom_row, left_col:right_col]  # the inner lips' box in the zone's
+        left, top = np.clip(np.floor(corners.min(axis=0)).astype(int), 0, (width, height))
+        right, bottom = np.clip(np.ceil(corners.max(axis=0)).astype(int) + 1, 0, (width, height))
+        return None if right <= left or bottom <= top else np.s_[top:bottom, left:right]
+
+    def _opening_in(self, part: tuple[slice, slice], landmarks: np.ndarray) -> np.ndarray:
+        """:meth:`opening` over ``part`` of the zone's box alone."""
+        points = np.asarray(landmarks, np.float64)
         x, y = self.crop_grid[part][..., 0], self.crop_grid[part][..., 1]
         top, bottom = (lip_edge(points[list(chain)], x)
                        for chain in (INNER_LIP_UPPER_CHAIN, INNER_LIP_LOWER_CHAIN))
@@ -209,9 +227,8 @@ class Compositor:
         def covered(low, high):  # the share of a photo pixel at 0 that lies between low and high
             return np.clip(np.minimum(0.5, high * k) + np.minimum(0.5, -low * k), 0, 1)
 
-        opening[part] = cv2.GaussianBlur(covered(top - y, bottom - y) * covered(left - x, right - x),
-                                         (0, 0), OPENING_FEATHER)
-        return opening
+        return cv2.GaussianBlur(covered(top - y, bottom - y) * covered(left - x, right - x),
+                                (0, 0), OPENING_FEATHER)
 
     def __call__(self, flow: np.ndarray, rendering: np.ndarray, blend: np.ndarray,
                  landmarks: np.ndarray | None = None) -> np.ndarray:
@@ -233,19 +250,21 @@ class Compositor:
         if not blend.any():  # nothing rendered shows
             return self.paste(warped)
         # 2. the rendering (or the photo's own inside of the mouth) where the photo has nothing
-        #    to show: inside the opening, drawn at the photo's resolution
-        alpha = self._to_box(np.ascontiguousarray(blend, dtype=np.float32))
+        #    to show: inside the opening, drawn at the photo's resolution; made only over the
+        #    inner lips' part of the box
+        width, height = self.size
+        part = np.s_[0:height, 0:width] if landmarks is None else self._lips_part(landmarks)
+        if part is None:
+            return self.paste(warped)
+        alpha = self._to_box(np.ascontiguousarray(blend, dtype=np.float32), part=part)
         if landmarks is not None:
-            alpha *= self.opening(landmarks)
-        alpha = alpha[..., None] * self.zone
+            alpha *= self._opening_in(part, landmarks)
+        alpha = alpha[..., None] * self.zone[part]
         if self.interior is None:
-            rendered = self._to_box(rendering, cv2.INTER_CUBIC).astype(np.float32)
-        else:  # made only over the opening's box
-            rendered = warped.astype(np.float32)
-            rows, cols = np.flatnonzero(alpha.any(axis=(1, 2))), np.flatnonzero(alpha.any(axis=(0, 2)))
-            if len(rows):
-                part = np.s_[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-                points = move_points(landmarks.astype(np.float64), self.to_photo)  # (68, 2) photo pixels
-                rendered[part] = self.interior(self.grid[0][part], self.grid[1][part], points)
-        blended = warped + alpha * (rendered - warped)
-        return self.paste(np.clip(blended + 0.5, 0, 255).astype(np.uint8))
+            rendered = self._to_box(rendering, cv2.INTER_CUBIC, part).astype(np.float32)
+        else:
+            points = move_points(landmarks.astype(np.float64), self.to_photo)  # (68, 2) photo pixels
+            rendered = self.interior(self.grid[0][part], self.grid[1][part], points)
+        moved = warped[part].astype(np.float32)
+        warped[part] = np.clip(moved + alpha * (rendered - moved) + 0.5, 0, 255).astype(np.uint8)
+        return self.paste(warped)

@@ -78,12 +78,11 @@ def generator_step(
     output, fake, _, opening = geometry_frame(generator, predictor, batch)
     terms = {"opening_l1": losses.masked_mean((output.synthesised - batch["frame"]).abs(), opening[:, None])}
     if weights.uses_discriminator:
-        def seen(image):
-            return mouth_windows(image, batch["landmarks"], window)
-
-        judged = discriminator(seen(fake), seen(batch["source"]))
+        landmarks = batch["landmarks"]
+        source = mouth_windows(batch["source"], landmarks, window)
+        judged = discriminator(mouth_windows(fake, landmarks, window), source)
         with torch.no_grad():
-            real = discriminator(seen(batch["frame"]), seen(batch["source"]))
+            real = discriminator(mouth_windows(batch["frame"], landmarks, window), source)
         terms["adversarial"], terms["cam"] = losses.generator_adversarial_loss(judged)
         terms["feature_matching"] = losses.feature_matching_loss(real, judged)
     terms["mouth_l1"] = losses.lower_half_l1(fake, batch["frame"])
