@@ -69,17 +69,19 @@ def true_mouth_frames(clip: Clip, corpus: str | Path) -> np.ndarray:
     return still_head_frames(clip, corpus, clip.truth["mouth"])
 
 
-def still_head_frames(clip: Clip, corpus: str | Path, mouth: np.ndarray) -> np.ndarray:
+def still_head_frames(clip: Clip, corpus: str | Path, mouth: np.ndarray,
+                      resolution: int | None = None) -> np.ndarray:
     """(N, R, R, 3) uint8: the clip's face re-rendered with head, eyes, brows, gaze and camera
-    noise held as in its first frame, and ``mouth`` (N, len(MOUTH_PARAMETERS)) per frame. The
-    renderer would draw new noise each frame; holding the first frame's makes these frames
-    differ from the static baseline in the mouth alone."""
+    noise held as in its first frame, and ``mouth`` (N, len(MOUTH_PARAMETERS)) per frame, at
+    ``resolution`` (None: the clip's). The renderer would draw new noise each frame; holding the
+    first frame's makes these frames differ from the static baseline in the mouth alone."""
     style, scene, motion = clip_scene(clip, corpus)
-    renderer = FaceRenderer(style, scene, clip.frames.shape[1])
+    resolution = resolution or clip.frames.shape[1]
+    renderer = FaceRenderer(style, scene, resolution)
     first_frame_noise = renderer.rng.bit_generator.state
     yaw, pitch, roll = (float(v) for v in motion.head_pose[0])
-    frames = np.empty_like(np.asarray(clip.frames))
-    for t in range(clip.num_frames):
+    frames = np.empty((len(mouth), resolution, resolution, 3), np.uint8)
+    for t in range(len(mouth)):
         face = face_frame(style, mouth[t], float(motion.eye_openness[0]), float(motion.brow_raise[0]),
                           motion.gaze[0], yaw, pitch)
         renderer.rng.bit_generator.state = first_frame_noise

@@ -12,8 +12,10 @@ detail. Here every frame is made from the photo at its full resolution:
    (:func:`rendering_weight`). The opening is drawn at the photo's resolution
    (:meth:`Compositor.opening`: between smooth curves through the frame's inner lips, feathered
    by 0.6 photo pixels as the crop's opening is by 0.6 crop pixels), so the lips' inner edges
-   stay as sharp as the photo's own; only the rendering and its blend share are upsampled from
-   the crop (a 300-px face: ~3.5 photo pixels to a crop pixel). Its colours
+   stay as sharp as the photo's own; the rendering's blend share is upsampled from the crop (a
+   300-px face: ~3.5 photo pixels to a crop pixel), and the rendering itself is the refiner's, made
+   at 4 pixels per crop pixel (:class:`Detail`, :mod:`talking.models.refiner`) where the pipeline
+   has one, else upsampled too. Its colours
    are not re-matched to the skin: the skin is the photo's own now, and the generator's rendering
    outside the mouth (never shown) says nothing about the colours inside it (matching one to the
    other turned rendered teeth pink on real photos). A photo taken with its mouth open has an
@@ -31,10 +33,12 @@ zone's pixels, independent of the photo's size outside the face.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import torch
+from torch.nn import functional as F
 
 from talking.ibug import INNER_LIP_LOWER_CHAIN, INNER_LIP_UPPER_CHAIN, INNER_LIPS, INNER_MOUTH_CORNERS
 from talking.models.flow import warp
@@ -76,6 +80,27 @@ def opening_weight(landmarks: np.ndarray, resolution: int, feather: float = OPEN
     return cv2.GaussianBlur(weight, (0, 0), feather) if feather > 0 else weight
 
 
+def opening_at(landmarks: np.ndarray, x: np.ndarray, y: np.ndarray,
+               pixels_per_crop_pixel: float) -> np.ndarray:
+    """(h, w) float32 in [0, 1]: the mouth opening of ``landmarks`` (68, 2, crop pixels) over an
+    image whose pixel centres lie at crop coordinates ``x``, ``y`` (h, w), each crop pixel
+    ``pixels_per_crop_pixel`` of its pixels wide: between the smooth upper and lower inner-lip
+    edges (:func:`~talking.mouth_interior.lip_edge` of iBUG's inner-lip chains in the upright
+    crop) and the inner corners, anti-aliased and feathered by :data:`OPENING_FEATHER` of its
+    pixels; 0 where the lips meet."""
+    points = np.asarray(landmarks, np.float64)
+    top, bottom = (lip_edge(points[list(chain)], x)
+                   for chain in (INNER_LIP_UPPER_CHAIN, INNER_LIP_LOWER_CHAIN))
+    left, right = np.sort(points[list(INNER_MOUTH_CORNERS), 0])
+    k = pixels_per_crop_pixel  # crop-pixel distances -> the image's pixels
+
+    def covered(low, high):  # the share of a pixel at 0 that lies between low and high
+        return np.clip(np.minimum(0.5, high * k) + np.minimum(0.5, -low * k), 0, 1)
+
+    opening = (covered(top - y, bottom - y) * covered(left - x, right - x)).astype(np.float32)
+    return cv2.GaussianBlur(opening, (0, 0), OPENING_FEATHER)
+
+
 def rendering_weight(mask: np.ndarray, opening: np.ndarray) -> np.ndarray:
     """(R, R) weight of the generator's rendering: where the mouth is open and the generator's
     blend ``mask`` (its weight of the photo) does not keep the photo."""
@@ -114,6 +139,46 @@ def compose_crop(source: torch.Tensor, flow: torch.Tensor, rendering: torch.Tens
     weight = rendering_weight(mask[:, 0], opening) if mask is not None else opening
     moved = warp(source, flow)
     return moved + weight[:, None] * (rendering - moved), weight
+
+
+@dataclass(frozen=True)
+class Detail:
+    """The inside of one frame's mouth at ``scale`` pixels per crop pixel (the refiner's output,
+    :class:`~talking.models.refiner.MouthRefiner`): ``image`` (h, w, 3) uint8 over the crop's
+    rows from ``top`` and columns from ``left`` (its pixel (0, 0) centred at crop coordinates
+    ``top + (1/scale - 1) / 2``, and so on)."""
+
+    image: np.ndarray
+    top: int
+    left: int
+    scale: int
+
+
+def detail_grid(region: tuple[int, int, int, int], scale: int) -> tuple[np.ndarray, np.ndarray]:
+    """Crop coordinates (x, y), each (h * scale, w * scale), of the pixel centres of crop box
+    ``region`` (top, left, bottom, right; exclusive) at ``scale`` pixels per crop pixel."""
+    top, left, bottom, right = region
+    x = left + (np.arange((right - left) * scale) + 0.5) / scale - 0.5
+    y = top + (np.arange((bottom - top) * scale) + 0.5) / scale - 0.5
+    return tuple(np.meshgrid(x.astype(np.float32), y.astype(np.float32)))
+
+
+def detail_inputs(rendering: torch.Tensor, share: torch.Tensor, landmarks: torch.Tensor,
+                  region: tuple[int, int, int, int], scale: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the refiner is given, over crop box ``region`` at ``scale`` pixels per crop pixel:
+    (the rendering (B, 3, h, w) upsampled bicubically, 0 where it does not show; its weight
+    (B, 1, h, w): its ``share`` (B, R, R) upsampled, times the opening of ``landmarks``
+    (B, 68, 2) drawn at that scale, :func:`opening_at`)."""
+    top, left, bottom, right = region
+    upsampled = F.interpolate(rendering[..., top:bottom, left:right], scale_factor=scale, mode="bicubic",
+                              align_corners=False)
+    shares = F.interpolate(share[:, None, top:bottom, left:right], scale_factor=scale, mode="bilinear",
+                           align_corners=False)
+    x, y = detail_grid(region, scale)
+    points = landmarks.detach().float().cpu().numpy()  # (B, 68, 2)
+    openings = np.stack([opening_at(frame, x, y, scale) for frame in points])
+    alpha = shares * torch.from_numpy(openings)[:, None].to(shares)
+    return upsampled * (alpha > 0), alpha
 
 
 class Compositor:
@@ -217,21 +282,11 @@ class Compositor:
 
     def _opening_in(self, part: tuple[slice, slice], landmarks: np.ndarray) -> np.ndarray:
         """:meth:`opening` over ``part`` of the zone's box alone."""
-        points = np.asarray(landmarks, np.float64)
         x, y = self.crop_grid[part][..., 0], self.crop_grid[part][..., 1]
-        top, bottom = (lip_edge(points[list(chain)], x)
-                       for chain in (INNER_LIP_UPPER_CHAIN, INNER_LIP_LOWER_CHAIN))
-        left, right = np.sort(points[list(INNER_MOUTH_CORNERS), 0])
-        k = self.pixels_per_crop_pixel  # crop-pixel distances -> photo pixels
-
-        def covered(low, high):  # the share of a photo pixel at 0 that lies between low and high
-            return np.clip(np.minimum(0.5, high * k) + np.minimum(0.5, -low * k), 0, 1)
-
-        return cv2.GaussianBlur(covered(top - y, bottom - y) * covered(left - x, right - x),
-                                (0, 0), OPENING_FEATHER)
+        return opening_at(landmarks, x, y, self.pixels_per_crop_pixel)
 
     def __call__(self, flow: np.ndarray, rendering: np.ndarray, blend: np.ndarray,
-                 landmarks: np.ndarray | None = None) -> np.ndarray:
+                 landmarks: np.ndarray | None = None, detail: Detail | None = None) -> np.ndarray:
         """One video frame (H, W, 3) uint8.
 
         Args:
@@ -242,6 +297,8 @@ class Compositor:
             landmarks: (68, 2) the frame's landmarks in crop pixels: the rendering (or the
                 photo's own inside) shows only inside their mouth opening (:meth:`opening`);
                 None: wherever ``blend`` says (needed with an ``interior``).
+            detail: the rendering refined at more than the crop's resolution, shown instead of
+                ``rendering`` upsampled (a photo with its own inside shows that instead).
         """
         if self.interior is not None and landmarks is None:
             raise ValueError("a compositor that shows the photo's own inside needs each frame's landmarks")
@@ -260,8 +317,16 @@ class Compositor:
         if landmarks is not None:
             alpha *= self._opening_in(part, landmarks)
         alpha = alpha[..., None] * self.zone[part]
-        if self.interior is None:
+        if self.interior is None and detail is None:
             rendered = self._to_box(rendering, cv2.INTER_CUBIC, part).astype(np.float32)
+        elif self.interior is None:
+            crop_x, crop_y = self.crop_grid[part][..., 0], self.crop_grid[part][..., 1]
+            image, shrink = detail.image, detail.scale / self.pixels_per_crop_pixel
+            if shrink > 1:  # a face smaller than the detail's scale: smoothed first, not aliased
+                image = cv2.GaussianBlur(image, (0, 0), 0.5 * shrink)
+            rendered = cv2.remap(image, (crop_x - detail.left + 0.5) * detail.scale - 0.5,
+                                 (crop_y - detail.top + 0.5) * detail.scale - 0.5, cv2.INTER_CUBIC,
+                                 borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
         else:
             points = move_points(landmarks.astype(np.float64), self.to_photo)  # (68, 2) photo pixels
             rendered = self.interior(self.grid[0][part], self.grid[1][part], points)

@@ -2,10 +2,12 @@
 
 For every clip of the split, each method makes the clip's frames from its first frame and its
 audio: the MAN checkpoints through :meth:`TalkingFacePipeline.generate_frames` (the clip's
-first frame as the source, the clip's audio windows, the predictor's mean motion), the baselines
-of :mod:`talking.baselines`. The clip's real frames are evaluated too ("real frames"): their row
-shows what the metrics give for perfect video, and, for the metrics read off frames by the
-landmark estimator (LMD, blinks, sync), the estimator's own error floor.
+first frame as the source, the clip's audio windows, the predictor's mean motion) and the
+compositor, as a user's photo is made into frames (the first frame is that photo, at the crop's
+resolution), the baselines of :mod:`talking.baselines`. The clip's real frames are evaluated
+too ("real frames"): their row shows what the metrics give for perfect video, and, for the
+metrics read off frames by the landmark estimator (LMD, blinks, sync), the estimator's own
+error floor.
 
 Metrics (:mod:`talking.metrics`), pooled over every frame of every clip:
 
@@ -47,6 +49,7 @@ import torch
 from tqdm import tqdm
 
 from talking import ibug, metrics
+from talking.composite import Compositor
 from talking.data import Clip, load_index, load_split
 from talking.errors import TalkingError
 from talking.landmarks import FaceTrack, LandmarkEstimator, clip_targets, estimate
@@ -180,15 +183,17 @@ def model_methods(checkpoints: list[str], device: str, resolution: int) -> dict[
 
 
 def _generator(pipeline) -> Method:
-    from talking.pipeline import to_uint8
-
     def frames(clip: Clip) -> np.ndarray:
-        """The clip's first frame as the photo (with its landmarks) and the clip's speech."""
-        source = torch.from_numpy(np.array(clip.frames[0])).permute(2, 0, 1).float() / 127.5 - 1
+        """The clip's first frame as the photo (with its landmarks) and the clip's speech, made
+        into frames as a photo's are (:class:`~talking.composite.Compositor`: the opening drawn
+        at the photo's resolution, here the crop's own)."""
+        first = np.array(clip.frames[0])  # (R, R, 3) uint8
+        compositor = Compositor(first, np.eye(2, 3), first.shape[0])
+        source = torch.from_numpy(first).permute(2, 0, 1).float() / 127.5 - 1
         windows = clip.features.windows()
         parameters = pipeline.motion_predictor.predict_parameters(windows)
         made = pipeline.generate_frames(source, torch.from_numpy(clip.landmarks[0]), parameters, windows)
-        return np.stack([to_uint8(parts.crop) for parts in made])
+        return np.stack([parts.image(compositor) for parts in made])
 
     return frames
 

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from talking.closed_mouth import LipFold
 
 DARK_SHARE = 0.02  # the dark of the mouth: the mean of this darkest share of the photo's inside
+EDGE_POWERS = np.linspace(0.3, 1.5, 25)  # the lip edges' shapes :func:`lip_edge` chooses from
 EDGE = 0.3  # of the photo's half opening: how far a half of the teeth fades into the dark beyond it
 
 
@@ -74,8 +75,22 @@ class MouthInterior:
 
 
 def lip_edge(points: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """A lip chain (K, 2) upright points as a smooth curve, y at ``x``: the parabola nearest the
-    points (a lip's edge is one smooth arc; through the points it would have corners)."""
-    spread = max(float(np.ptp(points[:, 0])), 1e-6)
-    coefficients = np.polyfit((points[:, 0] - points[:, 0].mean()) / spread, points[:, 1], 2)
-    return np.polyval(coefficients, (x - points[:, 0].mean()) / spread)
+    """A lip chain (K, 2) upright points, corner to corner, as a smooth curve: y at ``x``.
+
+    The line between the chain's end points (the mouth's inner corners) plus ``h (1 - u^2)^p``,
+    u from -1 at one corner to 1 at the other, with h and p (:data:`EDGE_POWERS`: 0.5 is an
+    ellipse, 1 a parabola) the least-squares fit to the chain's inner points. An open mouth's
+    edge is full in the middle and rounds into the corners; a parabola through the points is
+    pointed there and runs on past them."""
+    points = np.asarray(points, np.float64)
+    start, end = sorted((points[0], points[-1]), key=lambda p: p[0])
+    middle, half = (start[0] + end[0]) / 2, max((end[0] - start[0]) / 2, 1e-6)
+    slope = (end[1] - start[1]) / (2 * half)
+    inner = points[1:-1]
+    u = np.clip((inner[:, 0] - middle) / half, -0.999, 0.999)
+    offset = inner[:, 1] - (start[1] + slope * (inner[:, 0] - start[0]))  # (K-2,) from the corner line
+    profiles = (1 - u**2) ** EDGE_POWERS[:, None]  # (P, K-2)
+    heights = (profiles * offset).sum(axis=1) / (profiles**2).sum(axis=1)
+    best = int(np.argmin(((heights[:, None] * profiles - offset) ** 2).sum(axis=1)))
+    profile = (1 - np.clip((x - middle) / half, -1, 1) ** 2) ** EDGE_POWERS[best]
+    return start[1] + slope * (x - start[0]) + heights[best] * profile

@@ -39,7 +39,7 @@ from PIL import Image
 
 from talking.audio import AudioWindows, extract_features, load_audio
 from talking.closed_mouth import close_mouth
-from talking.composite import Compositor, compose_crop, mouth_openings, opening_box
+from talking.composite import Compositor, Detail, compose_crop, detail_inputs, mouth_openings, opening_box
 from talking.config import ARTICULATION, MAX_PHOTO_SIDE, MOUTH_PARAMETERS, SAMPLE_RATE, AudioConfig
 from talking.errors import TalkingError, TalkingWarning
 from talking.face import align_face
@@ -47,12 +47,14 @@ from talking.image import load_image
 from talking.lip_closures import close_lips, closure_weights, closures_from_phonemes, closures_from_phones
 from talking.models.generator import MANGenerator
 from talking.models.motion import MotionPredictor
+from talking.models.refiner import MouthRefiner
 from talking.phonemes import align_phones
 from talking.speech import Utterance, Voice, synthesize
 
 ImageInput = str | os.PathLike | np.ndarray | Image.Image
 AudioInput = str | os.PathLike | np.ndarray | Utterance
 ProgressCallback = Callable[[int, int], None]
+DETAIL_MARGIN = 2  # crop pixels the refined inside reaches beyond the frames' openings
 
 
 @dataclass
@@ -83,11 +85,16 @@ class TalkingFacePipeline(DiffusionPipeline):
         generator: renders a frame from the source, the frame's motion and its audio.
         motion_predictor: predicts each frame's mouth motion from the speech and draws the
             generator's motion input from it (a flow or keypoint heatmaps).
+        refiner: makes the generator's rendering of the mouth's inside sharp at more than the
+            crop's resolution, for the full-resolution frames; None: the rendering upsampled.
     """
 
-    def __init__(self, generator: MANGenerator, motion_predictor: MotionPredictor) -> None:
+    _optional_components = ["refiner"]
+
+    def __init__(self, generator: MANGenerator, motion_predictor: MotionPredictor,
+                 refiner: MouthRefiner | None = None) -> None:
         super().__init__()
-        self.register_modules(generator=generator, motion_predictor=motion_predictor)
+        self.register_modules(generator=generator, motion_predictor=motion_predictor, refiner=refiner)
 
     @property
     def variant(self) -> str:
@@ -291,8 +298,25 @@ class TalkingFacePipeline(DiffusionPipeline):
                                     opening)  # (n, 3, R, R)
             blend = source.new_zeros(count, resolution, resolution)  # (n, R, R)
             blend[shown] = 1 - mask[shown, 0] if mask is not None else 1.0
+            # 5. the rendered insides, refined at more than the crop's resolution
+            details = dict(zip(shown.tolist(), self._details(rendering[shown], blend[shown], targets[shown],
+                                                             opening[shown]), strict=True))
             for i in range(count):
-                yield FrameParts(crops[i], rendering[i], blend[i], flow[i], targets[i])
+                yield FrameParts(crops[i], rendering[i], blend[i], flow[i], targets[i], details.get(i))
+
+    def _details(self, rendering: torch.Tensor, share: torch.Tensor, landmarks: torch.Tensor,
+                 opening: torch.Tensor) -> list[Detail | None]:
+        """Each rendered frame's inside of the mouth refined by the refiner (:class:`Detail`),
+        over the box around the frames' openings (B, R, R); Nones without a refiner."""
+        if self.refiner is None or not len(rendering):
+            return [None] * len(rendering)
+        top, left, bottom, right = opening_box(opening)
+        margin, resolution = DETAIL_MARGIN, opening.shape[-1]
+        region = (max(top - margin, 0), max(left - margin, 0), min(bottom + margin, resolution),
+                  min(right + margin, resolution))
+        scale = self.refiner.config.scale
+        refined = self.refiner(*detail_inputs(rendering, share, landmarks, region, scale))
+        return [Detail(to_uint8(image), region[0], region[1], scale) for image in refined]
 
 
 @dataclass
@@ -308,6 +332,8 @@ class FrameParts:
             closed); the compositor draws the opening itself, at the photo's resolution.
         flow: (2, R, R) backward flow in crop pixels that moves the photo's landmarks.
         landmarks: (68, 2) the frame's landmarks in crop pixels (where the flow moves them).
+        detail: the rendering's inside of the mouth refined at more than the crop's resolution
+            (:class:`~talking.composite.Detail`); None without a refiner or a rendering.
     """
 
     crop: torch.Tensor
@@ -315,6 +341,15 @@ class FrameParts:
     blend: torch.Tensor
     flow: torch.Tensor
     landmarks: torch.Tensor
+    detail: Detail | None = None
+
+    def image(self, compositor: Compositor | None = None) -> np.ndarray:
+        """The frame as (H, W, 3) uint8: composited into ``compositor``'s photo, or the
+        (R, R, 3) crop when it is None."""
+        if compositor is None:
+            return to_uint8(self.crop)
+        return compositor(self.flow.float().cpu().numpy(), to_uint8(self.synthesised),
+                          self.blend.float().cpu().numpy(), self.landmarks.float().cpu().numpy(), self.detail)
 
 
 def _given_motion(motion: np.ndarray, num_frames: int) -> torch.Tensor:
@@ -370,11 +405,7 @@ def _finish(
     crop when ``compositor`` is None; ``callback(done, total)`` as each is made. The model
     makes the next frames on a thread of its own while this one composites."""
     for done, parts in enumerate(ahead(frames), start=1):
-        if compositor is None:
-            image = to_uint8(parts.crop)
-        else:
-            image = compositor(parts.flow.float().cpu().numpy(), to_uint8(parts.synthesised),
-                               parts.blend.float().cpu().numpy(), parts.landmarks.float().cpu().numpy())
+        image = parts.image(compositor)
         if callback is not None:
             callback(done, total)
         yield image

@@ -144,3 +144,48 @@ def test_the_opening_is_drawn_at_the_photos_resolution_with_a_sharp_edge():
     assert (frame[y - 8:y + 8, x - 15:x + 15] == 255).all()  # inside: the rendering
     above = int(100 + 45.5 * scale) - 2  # two photo pixels above the upper lip's edge
     assert np.array_equal(frame[above - 5:above, x - 5:x + 5], photo[above - 5:above, x - 5:x + 5])
+
+
+def test_the_refiners_inputs_are_the_rendering_upsampled_in_place_and_its_weight_the_opening():
+    """A rendering with one bright crop pixel: at 4 pixels per crop pixel it is brightest in that
+    pixel's 4x4 block of the window, and it shows only where the opening drawn at that scale is."""
+    import torch
+
+    from talking.composite import detail_grid, detail_inputs, opening_at
+
+    scale, region = 4, (40, 16, 60, 48)  # top, left, bottom, right
+    rendering = -torch.ones(1, 3, R, R)
+    rendering[0, :, 50, 32] = 1.0
+    share = torch.ones(1, R, R)
+    landmarks = torch.from_numpy(open_mouth_landmarks())[None]
+    upsampled, alpha = detail_inputs(rendering, share, landmarks, region, scale)
+    assert upsampled.shape == (1, 3, 80, 128) and alpha.shape == (1, 1, 80, 128)
+    row, col = divmod(int(upsampled[0, 0].argmax()), 128)
+    assert (row // scale + region[0], col // scale + region[1]) == (50, 32)
+    x, y = detail_grid(region, scale)
+    expected = opening_at(open_mouth_landmarks(), x, y, scale)
+    np.testing.assert_allclose(alpha[0, 0].numpy(), expected, atol=1e-6)
+    assert alpha[0, 0, 40, 64] == pytest.approx(1.0) and alpha[0, 0, 2, 64] == 0  # the middle; above the lips
+    assert (upsampled[0][:, alpha[0, 0] == 0] == 0).all()  # nothing where it does not show
+
+
+def test_a_refined_inside_shows_in_the_opening_at_the_photos_resolution_and_nowhere_else():
+    from talking.composite import Detail
+
+    scale = 4.0
+    photo = detailed_photo()
+    compositor = Compositor(photo, face_matrix(scale), R)
+    landmarks = open_mouth_landmarks()
+    flow = np.zeros((2, R, R), np.float32)
+    rendering = np.full((R, R, 3), 128, np.uint8)
+    blend = np.ones((R, R), np.float32)
+    plain = compositor(flow, rendering, blend, landmarks)
+    red = np.zeros((20 * 4, 32 * 4, 3), np.uint8)
+    red[..., 0] = 255
+    refined = compositor(flow, rendering, blend, landmarks, Detail(red, top=40, left=16, scale=4))
+    middle = (int(100 + 50 * scale), int(200 + 32 * scale))  # the opening's middle, photo pixels
+    assert tuple(refined[middle]) == (255, 0, 0) and tuple(plain[middle]) == (128, 128, 128)
+    opening = np.zeros(photo.shape[:2], np.float32)
+    top, left, bottom, right = compositor.box
+    opening[top:bottom, left:right] = compositor.opening(landmarks)
+    np.testing.assert_array_equal(refined[opening == 0], plain[opening == 0])

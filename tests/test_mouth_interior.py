@@ -103,3 +103,18 @@ def test_a_compositor_with_the_photos_inside_refuses_a_frame_without_its_landmar
     weight[90:96, 56:72] = 1.0
     with pytest.raises(ValueError, match="needs each frame's landmarks"):
         compositor(np.zeros((2, 128, 128), np.float32), np.zeros((128, 128, 3), np.uint8), weight)
+
+
+def test_a_lip_edge_through_an_elliptic_openings_points_is_that_ellipse_and_ends_at_the_corners():
+    """iBUG's chain samples an open mouth's edge at its corners, halfway out and in the middle;
+    the curve through them follows an elliptic edge (a parabola would cut 1.2 px off at 80 % of
+    the way out) and, past the corners, stays on the line between them."""
+    from talking.mouth_interior import lip_edge
+
+    u = np.array([-1.0, -0.45, 0.0, 0.45, 1.0])
+    points = np.stack([32 + 12 * u, 50 - 5 * np.sqrt(1 - u**2)], axis=1)  # corners at y = 50
+    x = 32 + 12 * np.array([0.0, 0.8, -0.8, 1.0, 1.3, -1.5])
+    np.testing.assert_allclose(lip_edge(points, x)[:3], [45.0, 47.0, 47.0], atol=0.15)
+    np.testing.assert_allclose(lip_edge(points, x)[3:], 50.0, atol=1e-9)
+    tilted = points + np.stack([np.zeros(5), 0.1 * (points[:, 0] - 32)], axis=1)  # the head rolled
+    np.testing.assert_allclose(lip_edge(tilted, np.array([32 + 12 * 1.3])), 50 + 0.1 * 12 * 1.3, atol=1e-9)

@@ -195,3 +195,30 @@ def test_frames_read_ahead_come_in_order_with_the_makers_errors_where_they_happe
     reader.close()
     time.sleep(0.05)
     assert threading.active_count() == before and len(made_count) <= 3 + 4 + 2
+
+
+def test_a_refiner_travels_with_the_pipeline_and_refines_only_the_rendered_frames(tmp_path):
+    from talking.models.refiner import MouthRefiner
+
+    pipe = tiny_pipeline("optical")
+    plain = generate(pipe, frames=4, parameters=torch.tensor([[0.0] * 7, [1.0] + [0.0] * 6] * 2))
+    assert all(p.detail is None for p in plain)  # no refiner: the rendering is upsampled
+    torch.manual_seed(1)
+    pipe.register_modules(refiner=MouthRefiner(scale=2, channels=4, dilations=(1, 2)).eval())
+    pipe.save_pretrained(tmp_path)
+    loaded = TalkingFacePipeline.from_pretrained(tmp_path)
+    assert isinstance(loaded.refiner, MouthRefiner) and loaded.refiner.config.scale == 2
+    parts = generate(loaded, frames=4, parameters=torch.tensor([[0.0] * 7, [1.0] + [0.0] * 6] * 2))
+    for part, before in zip(parts, plain, strict=True):
+        torch.testing.assert_close(part.crop, before.crop)  # the crops are the generator's alone
+        if before.blend.max() == 0:
+            assert part.detail is None
+        else:  # the inside at twice the crop's resolution, around the opening
+            top, left, scale = part.detail.top, part.detail.left, part.detail.scale
+            height, width = (s // scale for s in part.detail.image.shape[:2])
+            opening = part.blend > 0
+            rows, cols = torch.nonzero(opening, as_tuple=True)
+            assert scale == 2 and part.detail.image.dtype == np.uint8
+            assert top <= rows.min() and rows.max() < top + height
+            assert left <= cols.min() and cols.max() < left + width
+    assert sum(p.detail is not None for p in parts) == 2

@@ -5,6 +5,8 @@
 - :class:`MotionPredictor` (motion.py): speech -> mouth parameters -> landmarks -> the generator's
   motion; :class:`FlowMotion` (MAN-optical) draws a thin-plate flow (thin_plate.py),
   :class:`KeypointMotion` (MAN-keypoint) contour heatmaps (keypoints.py).
+- :class:`MouthRefiner` (refiner.py): the rendering's inside of the mouth made sharp at 4x the
+  crop's resolution, for the frames at the photo's resolution.
 - :func:`warp` (flow.py): the backward warp of an image by a flow, and the project's flow convention.
 - :class:`MultiscaleDiscriminator` (discriminator.py): PatchGAN at several scales with CAM heads.
 
@@ -20,6 +22,7 @@ from talking.models.flow import warp
 from talking.models.generator import MODALITIES, GeneratorOutput, MANGenerator
 from talking.models.keypoints import CONTOURS, landmarks_to_heatmaps
 from talking.models.motion import MOTION_CLASSES, FlowMotion, KeypointMotion, MotionPredictor
+from talking.models.refiner import MouthRefiner
 
 VARIANTS = tuple(MOTION_CLASSES)  # ("optical", "keypoint")
 
@@ -73,6 +76,7 @@ __all__ = [
     "KeypointMotion",
     "MANGenerator",
     "MotionPredictor",
+    "MouthRefiner",
     "MultiscaleDiscriminator",
     "build_models",
     "landmarks_to_heatmaps",
