@@ -154,6 +154,13 @@ class Detail:
     scale: int
 
 
+def detail_share(pixels_per_crop_pixel: float) -> float:
+    """How much of a frame's inside is the refined detail, the rest the rendering upsampled:
+    none for a face no larger in the photo than in the crop (the rendering is made for that
+    size), all from twice that size, in between in proportion."""
+    return float(np.clip(pixels_per_crop_pixel - 1, 0, 1))
+
+
 def detail_grid(region: tuple[int, int, int, int], scale: int) -> tuple[np.ndarray, np.ndarray]:
     """Crop coordinates (x, y), each (h * scale, w * scale), of the pixel centres of crop box
     ``region`` (top, left, bottom, right; exclusive) at ``scale`` pixels per crop pixel."""
@@ -298,7 +305,8 @@ class Compositor:
                 photo's own inside) shows only inside their mouth opening (:meth:`opening`);
                 None: wherever ``blend`` says (needed with an ``interior``).
             detail: the rendering refined at more than the crop's resolution, shown instead of
-                ``rendering`` upsampled (a photo with its own inside shows that instead).
+                ``rendering`` upsampled as far as the photo has more pixels than the crop
+                (:func:`detail_share`; a photo with its own inside shows that instead).
         """
         if self.interior is not None and landmarks is None:
             raise ValueError("a compositor that shows the photo's own inside needs each frame's landmarks")
@@ -317,17 +325,19 @@ class Compositor:
         if landmarks is not None:
             alpha *= self._opening_in(part, landmarks)
         alpha = alpha[..., None] * self.zone[part]
-        if self.interior is None and detail is None:
+        share = detail_share(self.pixels_per_crop_pixel) if detail is not None else 0.0
+        if self.interior is None and share < 1:
             rendered = self._to_box(rendering, cv2.INTER_CUBIC, part).astype(np.float32)
-        elif self.interior is None:
+        if self.interior is None and share > 0:
             crop_x, crop_y = self.crop_grid[part][..., 0], self.crop_grid[part][..., 1]
             image, shrink = detail.image, detail.scale / self.pixels_per_crop_pixel
             if shrink > 1:  # a face smaller than the detail's scale: smoothed first, not aliased
                 image = cv2.GaussianBlur(image, (0, 0), 0.5 * shrink)
-            rendered = cv2.remap(image, (crop_x - detail.left + 0.5) * detail.scale - 0.5,
-                                 (crop_y - detail.top + 0.5) * detail.scale - 0.5, cv2.INTER_CUBIC,
-                                 borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-        else:
+            refined = cv2.remap(image, (crop_x - detail.left + 0.5) * detail.scale - 0.5,
+                                (crop_y - detail.top + 0.5) * detail.scale - 0.5, cv2.INTER_CUBIC,
+                                borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+            rendered = refined if share == 1 else rendered + share * (refined - rendered)
+        if self.interior is not None:
             points = move_points(landmarks.astype(np.float64), self.to_photo)  # (68, 2) photo pixels
             rendered = self.interior(self.grid[0][part], self.grid[1][part], points)
         moved = warped[part].astype(np.float32)

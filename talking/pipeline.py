@@ -39,7 +39,15 @@ from PIL import Image
 
 from talking.audio import AudioWindows, extract_features, load_audio
 from talking.closed_mouth import close_mouth
-from talking.composite import Compositor, Detail, compose_crop, detail_inputs, mouth_openings, opening_box
+from talking.composite import (
+    Compositor,
+    Detail,
+    compose_crop,
+    detail_inputs,
+    detail_share,
+    mouth_openings,
+    opening_box,
+)
 from talking.config import ARTICULATION, MAX_PHOTO_SIDE, MOUTH_PARAMETERS, SAMPLE_RATE, AudioConfig
 from talking.errors import TalkingError, TalkingWarning
 from talking.face import align_face
@@ -206,7 +214,9 @@ class TalkingFacePipeline(DiffusionPipeline):
         landmarks = torch.from_numpy(aligned.landmarks).float()  # (68, 2) crop pixels
         compositor = None if crop_only else Compositor(photo, aligned.matrix, self.resolution,
                                                        interior=interior)
-        frames = self.generate_frames(source, landmarks, parameters, windows, batch_size=batch_size)
+        refine = compositor is not None and detail_share(compositor.pixels_per_crop_pixel) > 0
+        frames = self.generate_frames(source, landmarks, parameters, windows, batch_size=batch_size,
+                                      refine=refine)
         return TalkingFaceOutput(
             frames=_finish(frames, compositor, len(windows), callback),
             audio=wav,
@@ -240,6 +250,7 @@ class TalkingFacePipeline(DiffusionPipeline):
         windows: AudioWindows,
         *,
         batch_size: int = 16,
+        refine: bool = True,
     ) -> Iterator[FrameParts]:
         """Yield each frame's parts as soon as its batch is made.
 
@@ -249,6 +260,8 @@ class TalkingFacePipeline(DiffusionPipeline):
             parameters: (N, P) mouth parameters of every frame.
             windows: the N frames' audio windows (:meth:`talking.audio.AudioFeatures.windows`).
             batch_size: frames rendered in one batch; memory stays flat in clip length.
+            refine: refine the rendered insides (:attr:`FrameParts.detail`) when the pipeline
+                has a refiner; the crops do not use them.
         """
         self.check_components()
         if source.ndim != 3:
@@ -300,7 +313,7 @@ class TalkingFacePipeline(DiffusionPipeline):
             blend[shown] = 1 - mask[shown, 0] if mask is not None else 1.0
             # 5. the rendered insides, refined at more than the crop's resolution
             details = dict(zip(shown.tolist(), self._details(rendering[shown], blend[shown], targets[shown],
-                                                             opening[shown]), strict=True))
+                                                             opening[shown]), strict=True)) if refine else {}
             for i in range(count):
                 yield FrameParts(crops[i], rendering[i], blend[i], flow[i], targets[i], details.get(i))
 

@@ -189,3 +189,7 @@ def test_a_refined_inside_shows_in_the_opening_at_the_photos_resolution_and_nowh
     top, left, bottom, right = compositor.box
     opening[top:bottom, left:right] = compositor.opening(landmarks)
     np.testing.assert_array_equal(refined[opening == 0], plain[opening == 0])
+    # a face no larger in the photo than in the crop shows the rendering made for that size
+    same_size = Compositor(photo, face_matrix(1.0), R)
+    np.testing.assert_array_equal(same_size(flow, rendering, blend, landmarks, Detail(red, 40, 16, 4)),
+                                  same_size(flow, rendering, blend, landmarks))

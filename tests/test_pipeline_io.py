@@ -222,3 +222,6 @@ def test_a_refiner_travels_with_the_pipeline_and_refines_only_the_rendered_frame
             assert top <= rows.min() and rows.max() < top + height
             assert left <= cols.min() and cols.max() < left + width
     assert sum(p.detail is not None for p in parts) == 2
+    unrefined = generate(loaded, frames=4, parameters=torch.tensor([[0.0] * 7, [1.0] + [0.0] * 6] * 2),
+                         refine=False)  # crops alone (crop_only) need no refined insides
+    assert all(p.detail is None for p in unrefined)

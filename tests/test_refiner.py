@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -65,6 +66,10 @@ def test_the_refiner_learns_from_the_corpus_and_is_attached_to_a_pipeline(corpus
     assert isinstance(loaded.refiner, MouthRefiner) and loaded.refiner.config.channels == 8
     for name, value in refiner.state_dict().items():
         torch.testing.assert_close(loaded.refiner.state_dict()[name], value)
+    # training again from that pipeline learns from its generator alone, whatever refiner it holds
+    again = dataclasses.replace(config, output_dir=str(tmp_path / "again"), channels=4, steps=2,
+                                validate_every=2)
+    assert train_refiner(again).config.channels == 4
 
 
 def test_the_loss_counts_only_where_the_rendering_shows_and_rewards_edges():

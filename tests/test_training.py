@@ -161,7 +161,8 @@ def test_config_rejects_unknown_keys(tmp_path):
 
 
 MOTION_RECIPES = ("motion.yaml", "motion_natural.yaml", "motion_noisy.yaml")  # train_motion.py's, in order
-NOT_MAN = ("base.yaml", "landmarks.yaml", "refiner.yaml", *MOTION_RECIPES)  # a base, and other scripts' recipes
+# a base, and other scripts' recipes
+NOT_MAN = ("base.yaml", "landmarks.yaml", "refiner.yaml", *MOTION_RECIPES)
 RECIPES = sorted(p for p in (REPO / "train" / "configs").rglob("*.yaml")
                  if p.name not in NOT_MAN or p.parent.name == "ablation")
 

@@ -7,8 +7,11 @@ real mouth shows the dark of the cavity, the edges of the teeth and the shadow u
 The refiner is trained on the synthetic corpus re-rendered at ``scale`` times its resolution
 (:mod:`talking.training.refiner`): from the generator's own rendering of a frame (upsampled
 bicubically) and the opening's weight, it makes that frame's inside as the renderer draws it at
-the higher resolution. Dilated 3x3 convolutions see ~9 crop pixels around each pixel, enough for
-the whole height of an open mouth; the output is a residual on the upsampled rendering.
+the higher resolution. Its convolutions run at the crop's resolution on the inputs folded into
+channels (each crop pixel's ``scale`` x ``scale`` block, :func:`torch.nn.functional.pixel_unshuffle`),
+and its output is unfolded back into blocks: a residual on the upsampled rendering. Dilated
+3x3 convolutions see ~37 crop pixels around each pixel, the whole mouth; folded, a frame's
+inside costs ~3 ms on one core (unfolded, at 4x, 26 ms).
 
 Shapes: rendering (B, 3, h, w) in [-1, 1] at ``scale`` pixels per crop pixel, alpha (B, 1, h, w)
 in [0, 1] (where it shows) -> (B, 3, h, w) in [-1, 1].
@@ -33,16 +36,19 @@ class MouthRefiner(ModelMixin, ConfigMixin):
     """
 
     @register_to_config
-    def __init__(self, scale: int = 4, channels: int = 32,
+    def __init__(self, scale: int = 4, channels: int = 48,
                  dilations: tuple[int, ...] = (1, 2, 4, 8, 1)) -> None:
         super().__init__()
-        self.inp = nn.Conv2d(4, channels, 3, padding=1)
+        self.inp = nn.Conv2d(4 * scale**2, channels, 3, padding=1)
         self.body = nn.ModuleList(nn.Conv2d(channels, channels, 3, padding=d, dilation=d) for d in dilations)
-        self.out = nn.Conv2d(channels, 3, 3, padding=1)
+        self.out = nn.Conv2d(channels, 3 * scale**2, 3, padding=1)
 
     def forward(self, rendering: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-        """rendering (B, 3, h, w), alpha (B, 1, h, w) -> refined rendering (B, 3, h, w)."""
-        features = F.relu(self.inp(torch.cat([rendering, alpha], dim=1)))
+        """rendering (B, 3, h, w), alpha (B, 1, h, w), h and w multiples of ``scale`` -> the
+        refined rendering (B, 3, h, w)."""
+        scale = self.config.scale
+        folded = F.pixel_unshuffle(torch.cat([rendering, alpha], dim=1), scale)  # (B, 4 s^2, h/s, w/s)
+        features = F.relu(self.inp(folded))
         for conv in self.body:
             features = features + F.relu(conv(features))
-        return (rendering + self.out(features)).clamp(-1, 1)
+        return (rendering + F.pixel_shuffle(self.out(features), scale)).clamp(-1, 1)

@@ -46,7 +46,7 @@ class RefinerTrainConfig:
     val_clips: int = 24
     every: int = 3  # every n-th rendered frame of a clip is a pair
     scale: int = 4
-    channels: int = 32
+    channels: int = 48
     steps: int = 1000
     batch_size: int = 16
     learning_rate: float = 1e-3
@@ -150,9 +150,9 @@ def train_refiner(config: RefinerTrainConfig) -> MouthRefiner:
     torch.manual_seed(config.seed)
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    pipeline = TalkingFacePipeline.from_pretrained(config.pipeline)
+    # the generator's own renderings: the pipeline's own refiner, if any, is not loaded
+    pipeline = TalkingFacePipeline.from_pretrained(config.pipeline, refiner=None)
     pipeline.generator.eval()
-    pipeline.refiner = None  # the pairs are the generator's own renderings
     started = time.perf_counter()
     train = refiner_pairs(pipeline, load_split(config.corpus, "train")[: config.train_clips or None],
                           config.corpus, config.scale, config.every)
