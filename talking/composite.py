@@ -229,6 +229,12 @@ class Compositor:
                           + np.asarray(matrix, np.float32)[:, 2])  # (h, w, 2)
         self.pixels_per_crop_pixel = float(np.sqrt(abs(np.linalg.det(to_photo[:, :2]))))
 
+    @property
+    def detail_share(self) -> float:
+        """How much of a rendered inside is the refined detail for this photo's face
+        (:func:`detail_share`)."""
+        return detail_share(self.pixels_per_crop_pixel)
+
     def _to_box(self, image: np.ndarray, interpolation: int = cv2.INTER_LINEAR,
                 part: tuple[slice, slice] | None = None) -> np.ndarray:
         """Crop-space ``image`` (R, R[, C]) resampled onto the zone's box in the photo, or onto
@@ -325,7 +331,7 @@ class Compositor:
         if landmarks is not None:
             alpha *= self._opening_in(part, landmarks)
         alpha = alpha[..., None] * self.zone[part]
-        share = detail_share(self.pixels_per_crop_pixel) if detail is not None else 0.0
+        share = self.detail_share if detail is not None else 0.0
         if self.interior is None and share < 1:
             rendered = self._to_box(rendering, cv2.INTER_CUBIC, part).astype(np.float32)
         if self.interior is None and share > 0:

@@ -49,7 +49,7 @@ import torch
 from tqdm import tqdm
 
 from talking import ibug, metrics
-from talking.composite import Compositor, detail_share
+from talking.composite import Compositor
 from talking.data import Clip, load_index, load_split
 from talking.errors import TalkingError
 from talking.landmarks import FaceTrack, LandmarkEstimator, clip_targets, estimate
@@ -193,7 +193,7 @@ def _generator(pipeline) -> Method:
         windows = clip.features.windows()
         parameters = pipeline.motion_predictor.predict_parameters(windows)
         made = pipeline.generate_frames(source, torch.from_numpy(clip.landmarks[0]), parameters, windows,
-                                        refine=detail_share(compositor.pixels_per_crop_pixel) > 0)
+                                        refine=compositor.detail_share > 0)
         return np.stack([parts.image(compositor) for parts in made])
 
     return frames

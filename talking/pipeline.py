@@ -44,7 +44,6 @@ from talking.composite import (
     Detail,
     compose_crop,
     detail_inputs,
-    detail_share,
     mouth_openings,
     opening_box,
 )
@@ -214,7 +213,7 @@ class TalkingFacePipeline(DiffusionPipeline):
         landmarks = torch.from_numpy(aligned.landmarks).float()  # (68, 2) crop pixels
         compositor = None if crop_only else Compositor(photo, aligned.matrix, self.resolution,
                                                        interior=interior)
-        refine = compositor is not None and detail_share(compositor.pixels_per_crop_pixel) > 0
+        refine = compositor is not None and compositor.detail_share > 0
         frames = self.generate_frames(source, landmarks, parameters, windows, batch_size=batch_size,
                                       refine=refine)
         return TalkingFaceOutput(
