@@ -298,6 +298,24 @@ class Compositor:
         x, y = self.crop_grid[part][..., 0], self.crop_grid[part][..., 1]
         return opening_at(landmarks, x, y, self.pixels_per_crop_pixel)
 
+    def _rendering_in(self, part: tuple[slice, slice], rendering: np.ndarray,
+                      detail: Detail | None) -> np.ndarray:
+        """(h', w', 3) float32 over ``part`` of the zone's box: the crop's ``rendering`` (R, R, 3)
+        upsampled, or the refined ``detail`` as far as :attr:`detail_share` says."""
+        share = self.detail_share if detail is not None else 0.0
+        if share < 1:
+            upsampled = self._to_box(rendering, cv2.INTER_CUBIC, part).astype(np.float32)
+            if share == 0:
+                return upsampled
+        image, shrink = detail.image, detail.scale / self.pixels_per_crop_pixel
+        if shrink > 1:  # a face smaller than the detail's scale: smoothed first, not aliased
+            image = cv2.GaussianBlur(image, (0, 0), 0.5 * shrink)
+        crop_x, crop_y = self.crop_grid[part][..., 0], self.crop_grid[part][..., 1]
+        refined = cv2.remap(image, (crop_x - detail.left + 0.5) * detail.scale - 0.5,
+                            (crop_y - detail.top + 0.5) * detail.scale - 0.5, cv2.INTER_CUBIC,
+                            borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+        return refined if share == 1 else upsampled + share * (refined - upsampled)
+
     def __call__(self, flow: np.ndarray, rendering: np.ndarray, blend: np.ndarray,
                  landmarks: np.ndarray | None = None, detail: Detail | None = None) -> np.ndarray:
         """One video frame (H, W, 3) uint8.
@@ -331,21 +349,11 @@ class Compositor:
         if landmarks is not None:
             alpha *= self._opening_in(part, landmarks)
         alpha = alpha[..., None] * self.zone[part]
-        share = self.detail_share if detail is not None else 0.0
-        if self.interior is None and share < 1:
-            rendered = self._to_box(rendering, cv2.INTER_CUBIC, part).astype(np.float32)
-        if self.interior is None and share > 0:
-            crop_x, crop_y = self.crop_grid[part][..., 0], self.crop_grid[part][..., 1]
-            image, shrink = detail.image, detail.scale / self.pixels_per_crop_pixel
-            if shrink > 1:  # a face smaller than the detail's scale: smoothed first, not aliased
-                image = cv2.GaussianBlur(image, (0, 0), 0.5 * shrink)
-            refined = cv2.remap(image, (crop_x - detail.left + 0.5) * detail.scale - 0.5,
-                                (crop_y - detail.top + 0.5) * detail.scale - 0.5, cv2.INTER_CUBIC,
-                                borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-            rendered = refined if share == 1 else rendered + share * (refined - rendered)
         if self.interior is not None:
             points = move_points(landmarks.astype(np.float64), self.to_photo)  # (68, 2) photo pixels
             rendered = self.interior(self.grid[0][part], self.grid[1][part], points)
+        else:
+            rendered = self._rendering_in(part, rendering, detail)
         moved = warped[part].astype(np.float32)
         warped[part] = np.clip(moved + alpha * (rendered - moved) + 0.5, 0, 255).astype(np.uint8)
         return self.paste(warped)

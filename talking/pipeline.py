@@ -311,17 +311,17 @@ class TalkingFacePipeline(DiffusionPipeline):
             blend = source.new_zeros(count, resolution, resolution)  # (n, R, R)
             blend[shown] = 1 - mask[shown, 0] if mask is not None else 1.0
             # 5. the rendered insides, refined at more than the crop's resolution
-            details = dict(zip(shown.tolist(), self._details(rendering[shown], blend[shown], targets[shown],
-                                                             opening[shown]), strict=True)) if refine else {}
+            details = {}
+            if refine and self.refiner is not None and len(shown):
+                refined = self._details(rendering[shown], blend[shown], targets[shown], opening[shown])
+                details = dict(zip(shown.tolist(), refined, strict=True))
             for i in range(count):
                 yield FrameParts(crops[i], rendering[i], blend[i], flow[i], targets[i], details.get(i))
 
     def _details(self, rendering: torch.Tensor, share: torch.Tensor, landmarks: torch.Tensor,
-                 opening: torch.Tensor) -> list[Detail | None]:
+                 opening: torch.Tensor) -> list[Detail]:
         """Each rendered frame's inside of the mouth refined by the refiner (:class:`Detail`),
-        over the box around the frames' openings (B, R, R); Nones without a refiner."""
-        if self.refiner is None or not len(rendering):
-            return [None] * len(rendering)
+        over the box around the frames' openings (B, R, R)."""
         top, left, bottom, right = opening_box(opening)
         margin, resolution = DETAIL_MARGIN, opening.shape[-1]
         region = (max(top - margin, 0), max(left - margin, 0), min(bottom + margin, resolution),
