@@ -313,21 +313,24 @@ class TalkingFacePipeline(DiffusionPipeline):
             # 5. the rendered insides, refined at more than the crop's resolution
             details = {}
             if refine and self.refiner is not None and len(shown):
-                refined = self._details(rendering[shown], blend[shown], targets[shown], opening[shown])
+                refined = self._details(rendering[shown], blend[shown], targets[shown], opening[shown],
+                                        parameters[start:stop][shown])
                 details = dict(zip(shown.tolist(), refined, strict=True))
             for i in range(count):
                 yield FrameParts(crops[i], rendering[i], blend[i], flow[i], targets[i], details.get(i))
 
     def _details(self, rendering: torch.Tensor, share: torch.Tensor, landmarks: torch.Tensor,
-                 opening: torch.Tensor) -> list[Detail]:
+                 opening: torch.Tensor, parameters: torch.Tensor) -> list[Detail]:
         """Each rendered frame's inside of the mouth refined by the refiner (:class:`Detail`),
-        over the box around the frames' openings (B, R, R)."""
+        over the box around the frames' openings (B, R, R), given the frames' mouth parameters
+        (B, P) when the refiner takes them."""
         top, left, bottom, right = opening_box(opening)
         margin, resolution = DETAIL_MARGIN, opening.shape[-1]
         region = (max(top - margin, 0), max(left - margin, 0), min(bottom + margin, resolution),
                   min(right + margin, resolution))
         scale = self.refiner.config.scale
-        refined = self.refiner(*detail_inputs(rendering, share, landmarks, region, scale))
+        given = parameters if self.refiner.config.mouth_parameters else None
+        refined = self.refiner(*detail_inputs(rendering, share, landmarks, region, scale), given)
         return [Detail(to_uint8(image), region[0], region[1], scale) for image in refined]
 
 

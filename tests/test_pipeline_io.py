@@ -225,3 +225,18 @@ def test_a_refiner_travels_with_the_pipeline_and_refines_only_the_rendered_frame
     unrefined = generate(loaded, frames=4, parameters=torch.tensor([[0.0] * 7, [1.0] + [0.0] * 6] * 2),
                          refine=False)  # crops alone (crop_only) need no refined insides
     assert all(p.detail is None for p in unrefined)
+
+
+def test_a_refiner_that_takes_the_mouth_parameters_is_given_each_frames_own():
+    from talking.models.refiner import MouthRefiner
+
+    pipe = tiny_pipeline("optical")
+    torch.manual_seed(1)
+    refiner = MouthRefiner(scale=2, channels=4, dilations=(1, 2), mouth_parameters=7)
+    pipe.register_modules(refiner=refiner.eval())
+    parameters = torch.tensor([[1.0, 0.3, 0.0, 0.2, 0.0, 0.0, 0.0]] * 2)
+    shown = parameters.clone()
+    shown[1, 5:] = 1.0  # the second frame's teeth and tongue show
+    plain, teeth = generate(pipe, frames=2, parameters=parameters), generate(pipe, frames=2, parameters=shown)
+    assert np.array_equal(plain[0].detail.image, teeth[0].detail.image)  # its own parameters alone
+    assert not np.array_equal(plain[1].detail.image, teeth[1].detail.image)

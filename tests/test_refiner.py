@@ -8,6 +8,7 @@ import math
 
 import cv2
 import numpy as np
+import pytest
 import torch
 
 from talking.baselines import still_head_frames
@@ -16,7 +17,15 @@ from talking.models import build_models
 from talking.models.refiner import MouthRefiner
 from talking.pipeline import TalkingFacePipeline
 from talking.training.motion import fit_mouth_basis
-from talking.training.refiner import RefinerTrainConfig, attach_refiner, refiner_loss, train_refiner
+from talking.training.refiner import (
+    Pairs,
+    RefinerTrainConfig,
+    attach_refiner,
+    make_pairs,
+    refiner_loss,
+    train_refiner,
+    validate,
+)
 
 
 def rendering_pipeline(folder) -> TalkingFacePipeline:
@@ -70,6 +79,53 @@ def test_the_refiner_learns_from_the_corpus_and_is_attached_to_a_pipeline(corpus
     again = dataclasses.replace(config, output_dir=str(tmp_path / "again"), channels=4, steps=2,
                                 validate_every=2)
     assert train_refiner(again).config.channels == 4
+
+
+def test_a_refiner_learns_with_the_mouth_parameters_from_the_same_pairs(corpus, tmp_path):
+    rendering_pipeline(tmp_path / "pipeline")
+    config = RefinerTrainConfig(corpus=str(corpus), pipeline=str(tmp_path / "pipeline"),
+                                output_dir=str(tmp_path / "run"), train_clips=2, val_clips=1, every=2,
+                                channels=8, steps=30, batch_size=4, learning_rate=3e-3, validate_every=15,
+                                mouth_parameters=True)
+    train, val, _ = make_pairs(config)
+    # each pair carries its frame's true mouth parameters: the corpus's, in [0, 1], jaw open
+    assert train.parameters.shape == (len(train), 7) and val.parameters.shape == (len(val), 7)
+    assert 0 <= train.parameters.min() and train.parameters.max() <= 1 and (train.parameters[:, 0] > 0).all()
+    refiner = train_refiner(config, (train, val))
+    assert refiner.config.mouth_parameters == 7
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert min(entry["l1"] for entry in log[1:]) < log[-1]["upsampled_l1"]
+    assert validate(refiner, val)["l1"] == pytest.approx(min(entry["l1"] for entry in log[1:]), rel=1e-5)
+
+
+def test_a_refiner_given_the_mouth_parameters_draws_by_them():
+    torch.manual_seed(0)
+    refiner = MouthRefiner(scale=2, channels=8, mouth_parameters=7).eval()
+    rendering, alpha = torch.rand(2, 3, 16, 16) * 2 - 1, torch.ones(2, 1, 16, 16)
+    teeth, none = torch.full((2, 7), 0.8), torch.zeros(2, 7)
+    assert not torch.allclose(refiner(rendering, alpha, teeth), refiner(rendering, alpha, none))
+    with pytest.raises(ValueError, match="7 mouth parameters"):
+        refiner(rendering, alpha)
+    with pytest.raises(ValueError, match="7 mouth parameters"):
+        refiner(rendering, alpha, torch.zeros(2, 5))
+    with pytest.raises(ValueError, match="0 mouth parameters"):
+        MouthRefiner(scale=2, channels=8)(rendering, alpha, teeth)
+
+
+def test_edges_measure_how_much_of_the_targets_detail_an_inside_keeps():
+    torch.manual_seed(0)
+    target = torch.rand(2, 3, 16, 24) * 2 - 1
+    alpha = torch.zeros(2, 1, 16, 24)
+    alpha[..., 6:10, 8:16] = 1.0
+    unchanged = MouthRefiner(scale=2, channels=4)
+    with torch.no_grad():  # no residual: the rendering as given
+        unchanged.out.weight.zero_()
+        unchanged.out.bias.zero_()
+    blurred = torch.nn.functional.avg_pool2d(target, 3, stride=1, padding=1, count_include_pad=False)
+    pairs = Pairs(blurred.half(), alpha.half(), ((target + 1) * 127.5).round().byte(), torch.zeros(2, 7))
+    figures = validate(unchanged, pairs)
+    assert figures["edges"] == pytest.approx(figures["upsampled_edges"])
+    assert 0 < figures["edges"] < 0.8  # the blur keeps less edge than the target has
 
 
 def test_the_loss_counts_only_where_the_rendering_shows_and_rewards_edges():

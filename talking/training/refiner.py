@@ -12,6 +12,8 @@ its detail. Only the corpus renders training data: the evaluation's real photos 
 
 Loss (:func:`refiner_loss`): L1 and L1 of the image gradients (edges: a blurred inside has small
 gradients where the target's teeth and cavity meet), each weighted by where the rendering shows.
+With ``mouth_parameters`` the refiner is also given each frame's true mouth parameters (at
+inference, the predicted ones): whether teeth or a tongue show is in them, not in the rendering.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class RefinerTrainConfig:
     every: int = 3  # every n-th rendered frame of a clip is a pair
     scale: int = 4
     channels: int = 48
+    mouth_parameters: bool = False  # give the refiner each frame's mouth parameters
     steps: int = 1000
     batch_size: int = 16
     learning_rate: float = 1e-3
@@ -59,19 +62,21 @@ class RefinerTrainConfig:
 @dataclasses.dataclass
 class Pairs:
     """Refiner inputs and targets: rendering (K, 3, h, w) and alpha (K, 1, h, w) float16,
-    target (K, 3, h, w) uint8, h, w = ``WINDOW`` times the scale."""
+    target (K, 3, h, w) uint8, h, w = ``WINDOW`` times the scale; the frames' true mouth
+    parameters (K, P) float32."""
 
     rendering: torch.Tensor
     alpha: torch.Tensor
     target: torch.Tensor
+    parameters: torch.Tensor
 
     def __len__(self) -> int:
         return len(self.target)
 
-    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Items ``index`` as float32: rendering, alpha, target in [-1, 1]."""
+    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Items ``index`` as float32: rendering, alpha, target in [-1, 1], parameters."""
         return (self.rendering[index].float(), self.alpha[index].float(),
-                self.target[index].float() / 127.5 - 1)
+                self.target[index].float() / 127.5 - 1, self.parameters[index])
 
 
 def lips_window(landmarks: np.ndarray, resolution: int) -> tuple[int, int, int, int] | None:
@@ -86,7 +91,7 @@ def lips_window(landmarks: np.ndarray, resolution: int) -> tuple[int, int, int, 
 
 def refiner_pairs(pipeline, clips: list[Clip], corpus: str, scale: int, every: int) -> Pairs:
     """The pairs of ``clips`` (see the module's docstring), made by ``pipeline``."""
-    renderings, alphas, targets = [], [], []
+    renderings, alphas, targets, parameters = [], [], [], []
     for clip in clips:
         mouth = clip.truth["mouth"]
         source = torch.from_numpy(np.array(clip.frames[0])).permute(2, 0, 1).float() / 127.5 - 1
@@ -107,9 +112,10 @@ def refiner_pairs(pipeline, clips: list[Clip], corpus: str, scale: int, every: i
             renderings.append(rendering[0].half())
             alphas.append(alpha[0].half())
             targets.append(torch.from_numpy(target[top:bottom, left:right]).permute(2, 0, 1))
+            parameters.append(torch.from_numpy(mouth[t]).float())
     if not targets:
         raise TalkingError("no frame of these clips renders an open mouth: nothing to train the refiner on")
-    return Pairs(torch.stack(renderings), torch.stack(alphas), torch.stack(targets))
+    return Pairs(torch.stack(renderings), torch.stack(alphas), torch.stack(targets), torch.stack(parameters))
 
 
 def refiner_loss(refined: torch.Tensor, target: torch.Tensor, alpha: torch.Tensor,
@@ -128,51 +134,90 @@ def refiner_loss(refined: torch.Tensor, target: torch.Tensor, alpha: torch.Tenso
 
 @torch.no_grad()
 def validate(refiner: MouthRefiner, pairs: Pairs, batch_size: int = 64) -> dict[str, float]:
-    """Mean alpha-weighted L1 (and gradient L1) over ``pairs``, refined and as merely upsampled."""
+    """Over ``pairs``, refined and as merely upsampled: the mean alpha-weighted L1 and gradient
+    L1, and ``edges``, the alpha-weighted sum of the image's gradient magnitudes over the
+    target's (1: as much edge as the renderer draws; a blurred inside has less)."""
     sums = {"l1": 0.0, "gradient": 0.0, "upsampled_l1": 0.0, "upsampled_gradient": 0.0}
+    edges = {"": 0.0, "upsampled_": 0.0, "target": 0.0}
     for start in range(0, len(pairs), batch_size):
         index = torch.arange(start, min(start + batch_size, len(pairs)))
-        rendering, alpha, target = pairs.batch(index)
-        for prefix, image in (("", refiner(rendering, alpha)), ("upsampled_", rendering)):
+        rendering, alpha, target, parameters = pairs.batch(index)
+        refined = _refine(refiner, rendering, alpha, parameters)
+        for prefix, image in (("", refined), ("upsampled_", rendering), ("target", target)):
+            edges[prefix] += _edge_sum(image, alpha)
+            if prefix == "target":
+                continue
             _, terms = refiner_loss(image, target, alpha, 1.0)
             for key, value in terms.items():
                 sums[prefix + key] += value * len(index)
-    return {key: value / len(pairs) for key, value in sums.items()}
+    figures = {key: value / len(pairs) for key, value in sums.items()}
+    for prefix in ("", "upsampled_"):
+        figures[prefix + "edges"] = edges[prefix] / max(edges["target"], 1e-9)
+    return figures
 
 
-def train_refiner(config: RefinerTrainConfig) -> MouthRefiner:
-    """Train a refiner; save the best on the val pairs (alpha-weighted L1) to
-    ``output_dir/refiner``, log to ``output_dir/log.jsonl``."""
+def _refine(refiner: MouthRefiner, rendering: torch.Tensor, alpha: torch.Tensor,
+            parameters: torch.Tensor) -> torch.Tensor:
+    """``refiner``'s output, given the mouth parameters when it takes them."""
+    return refiner(rendering, alpha, parameters if refiner.config.mouth_parameters else None)
+
+
+def _edge_sum(image: torch.Tensor, alpha: torch.Tensor) -> float:
+    """Sum of |vertical| + |horizontal| differences of ``image`` (B, 3, h, w) where both pixels
+    show (``alpha`` (B, 1, h, w))."""
+    total = 0.0
+    for dim in (-2, -1):
+        count = alpha.shape[dim] - 1
+        both = alpha.narrow(dim, 0, count) * alpha.narrow(dim, 1, count)
+        total += float((image.diff(dim=dim).abs() * both).sum())
+    return total
+
+
+def make_pairs(config: RefinerTrainConfig) -> tuple[Pairs, Pairs, float]:
+    """(train pairs, val pairs, seconds taken) of ``config``'s corpus and pipeline."""
     from talking.pipeline import TalkingFacePipeline
 
+    started = time.perf_counter()
+    # the generator's own renderings: the pipeline's own refiner, if any, is not loaded
+    pipeline = TalkingFacePipeline.from_pretrained(config.pipeline, refiner=None)
+    pipeline.generator.eval()
+    train = refiner_pairs(pipeline, load_split(config.corpus, "train")[: config.train_clips or None],
+                          config.corpus, config.scale, config.every)
+    val = refiner_pairs(pipeline, load_split(config.corpus, "val")[: config.val_clips or None],
+                        config.corpus, config.scale, config.every)
+    return train, val, time.perf_counter() - started
+
+
+def train_refiner(config: RefinerTrainConfig, pairs: tuple[Pairs, Pairs] | None = None) -> MouthRefiner:
+    """Train a refiner on ``pairs`` (train, val; made by :func:`make_pairs` when None); save the
+    best on the val pairs (alpha-weighted L1) to ``output_dir/refiner``, log to
+    ``output_dir/log.jsonl``."""
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    # the generator's own renderings: the pipeline's own refiner, if any, is not loaded
-    pipeline = TalkingFacePipeline.from_pretrained(config.pipeline, refiner=None)
-    pipeline.generator.eval()
-    started = time.perf_counter()
-    train = refiner_pairs(pipeline, load_split(config.corpus, "train")[: config.train_clips or None],
-                          config.corpus, config.scale, config.every)
-    val = refiner_pairs(pipeline, load_split(config.corpus, "val")[: config.val_clips or None],
-                        config.corpus, config.scale, config.every)
+    seconds = 0.0
+    if pairs is None:
+        *pairs, seconds = make_pairs(config)
+    train, val = pairs
     log = (out / "log.jsonl").open("w")
-    log.write(json.dumps({"pairs": {"train": len(train), "val": len(val)},
-                          "seconds": time.perf_counter() - started}) + "\n")
+    log.write(json.dumps({"pairs": {"train": len(train), "val": len(val)}, "seconds": seconds}) + "\n")
+    started = time.perf_counter() - seconds
 
-    refiner = MouthRefiner(scale=config.scale, channels=config.channels)
+    refiner = MouthRefiner(scale=config.scale, channels=config.channels,
+                           mouth_parameters=train.parameters.shape[-1] if config.mouth_parameters else 0)
     optimiser = torch.optim.Adam(refiner.parameters(), config.learning_rate)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, config.steps)
     generator = torch.Generator().manual_seed(config.seed)
     best = float("inf")
     for step in range(1, config.steps + 1):
         index = torch.randint(0, len(train), (config.batch_size,), generator=generator)
-        rendering, alpha, target = train.batch(index)
+        rendering, alpha, target, parameters = train.batch(index)
         if torch.rand((), generator=generator) < 0.5:  # faces are near mirror-symmetric
             rendering, alpha, target = rendering.flip(-1), alpha.flip(-1), target.flip(-1)
-        loss, terms = refiner_loss(refiner(rendering, alpha), target, alpha, config.gradient_weight)
+        refined = _refine(refiner, rendering, alpha, parameters)
+        loss, terms = refiner_loss(refined, target, alpha, config.gradient_weight)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
