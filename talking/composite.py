@@ -232,8 +232,9 @@ class Compositor:
     @property
     def detail_share(self) -> float:
         """How much of a rendered inside is the refined detail for this photo's face
-        (:func:`detail_share`)."""
-        return detail_share(self.pixels_per_crop_pixel)
+        (:func:`detail_share`); none for a photo that shows its own inside (``interior``), which
+        never shows a rendering: nothing need be refined for it."""
+        return 0.0 if self.interior is not None else detail_share(self.pixels_per_crop_pixel)
 
     def _to_box(self, image: np.ndarray, interpolation: int = cv2.INTER_LINEAR,
                 part: tuple[slice, slice] | None = None) -> np.ndarray:

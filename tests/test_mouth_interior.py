@@ -96,6 +96,13 @@ def test_the_pipeline_opens_an_open_photos_mouth_onto_its_own_teeth(opened):
     assert shut_off > 30 and wide_off < 0.4 * shut_off
 
 
+def test_a_photo_with_its_own_inside_needs_no_refined_inside(opened):
+    """The refined inside never shows over a photo's own, so the pipeline does not make it."""
+    _, face, closed, _, interior = opened
+    assert Compositor(closed, face.matrix, 128).detail_share == 1.0  # a face 2.5x the crop
+    assert Compositor(closed, face.matrix, 128, interior=interior).detail_share == 0.0
+
+
 def test_a_compositor_with_the_photos_inside_refuses_a_frame_without_its_landmarks(opened):
     _, face, closed, _, interior = opened
     compositor = Compositor(closed, face.matrix, 128, interior=interior)
