@@ -323,14 +323,13 @@ class TalkingFacePipeline(DiffusionPipeline):
                  opening: torch.Tensor, parameters: torch.Tensor) -> list[Detail]:
         """Each rendered frame's inside of the mouth refined by the refiner (:class:`Detail`),
         over the box around the frames' openings (B, R, R), given the frames' mouth parameters
-        (B, P) when the refiner takes them."""
+        (B, P)."""
         top, left, bottom, right = opening_box(opening)
         margin, resolution = DETAIL_MARGIN, opening.shape[-1]
         region = (max(top - margin, 0), max(left - margin, 0), min(bottom + margin, resolution),
                   min(right + margin, resolution))
         scale = self.refiner.config.scale
-        given = parameters if self.refiner.config.mouth_parameters else None
-        refined = self.refiner(*detail_inputs(rendering, share, landmarks, region, scale), given)
+        refined = self.refiner(*detail_inputs(rendering, share, landmarks, region, scale), parameters)
         return [Detail(to_uint8(image), region[0], region[1], scale) for image in refined]
 
 

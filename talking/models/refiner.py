@@ -54,10 +54,10 @@ class MouthRefiner(ModelMixin, ConfigMixin):
     def forward(self, rendering: torch.Tensor, alpha: torch.Tensor,
                 parameters: torch.Tensor | None = None) -> torch.Tensor:
         """rendering (B, 3, h, w), alpha (B, 1, h, w), h and w multiples of ``scale``, and the
-        frames' mouth parameters (B, P) when the refiner takes them -> the refined rendering
-        (B, 3, h, w)."""
+        frames' mouth parameters (B, P), read only by a refiner that takes them -> the refined
+        rendering (B, 3, h, w)."""
         scale, count = self.config.scale, self.config.mouth_parameters
-        if (parameters is None) != (count == 0) or (count and parameters.shape[-1] != count):
+        if count and (parameters is None or parameters.shape[-1] != count):
             given = None if parameters is None else tuple(parameters.shape)
             raise ValueError(f"this refiner takes {count} mouth parameters a frame, got {given}")
         folded = F.pixel_unshuffle(torch.cat([rendering, alpha], dim=1), scale)  # (B, 4 s^2, h/s, w/s)

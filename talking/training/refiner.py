@@ -126,8 +126,7 @@ def refiner_loss(refined: torch.Tensor, target: torch.Tensor, alpha: torch.Tenso
     l1 = ((refined - target).abs() * alpha).mean() / norm
     gradient = refined.new_zeros(())
     for dim in (-2, -1):  # a difference counts as much as both its pixels show
-        count = alpha.shape[dim] - 1
-        both = alpha.narrow(dim, 0, count) * alpha.narrow(dim, 1, count)
+        both = _both_show(alpha, dim)
         gradient = gradient + ((refined.diff(dim=dim) - target.diff(dim=dim)).abs() * both).mean() / norm
     return l1 + gradient_weight * gradient, {"l1": l1.item(), "gradient": gradient.item()}
 
@@ -142,7 +141,7 @@ def validate(refiner: MouthRefiner, pairs: Pairs, batch_size: int = 64) -> dict[
     for start in range(0, len(pairs), batch_size):
         index = torch.arange(start, min(start + batch_size, len(pairs)))
         rendering, alpha, target, parameters = pairs.batch(index)
-        refined = _refine(refiner, rendering, alpha, parameters)
+        refined = refiner(rendering, alpha, parameters)
         for prefix, image in (("", refined), ("upsampled_", rendering), ("target", target)):
             edges[prefix] += _edge_sum(image, alpha)
             if prefix == "target":
@@ -156,21 +155,17 @@ def validate(refiner: MouthRefiner, pairs: Pairs, batch_size: int = 64) -> dict[
     return figures
 
 
-def _refine(refiner: MouthRefiner, rendering: torch.Tensor, alpha: torch.Tensor,
-            parameters: torch.Tensor) -> torch.Tensor:
-    """``refiner``'s output, given the mouth parameters when it takes them."""
-    return refiner(rendering, alpha, parameters if refiner.config.mouth_parameters else None)
-
-
 def _edge_sum(image: torch.Tensor, alpha: torch.Tensor) -> float:
     """Sum of |vertical| + |horizontal| differences of ``image`` (B, 3, h, w) where both pixels
     show (``alpha`` (B, 1, h, w))."""
-    total = 0.0
-    for dim in (-2, -1):
-        count = alpha.shape[dim] - 1
-        both = alpha.narrow(dim, 0, count) * alpha.narrow(dim, 1, count)
-        total += float((image.diff(dim=dim).abs() * both).sum())
-    return total
+    return sum(float((image.diff(dim=dim).abs() * _both_show(alpha, dim)).sum()) for dim in (-2, -1))
+
+
+def _both_show(alpha: torch.Tensor, dim: int) -> torch.Tensor:
+    """How much each pair of neighbours along ``dim`` shows: the product of their ``alpha``
+    (B, 1, h, w), one shorter along ``dim``."""
+    count = alpha.shape[dim] - 1
+    return alpha.narrow(dim, 0, count) * alpha.narrow(dim, 1, count)
 
 
 def make_pairs(config: RefinerTrainConfig) -> tuple[Pairs, Pairs, float]:
@@ -203,7 +198,7 @@ def train_refiner(config: RefinerTrainConfig, pairs: tuple[Pairs, Pairs] | None 
     train, val = pairs
     log = (out / "log.jsonl").open("w")
     log.write(json.dumps({"pairs": {"train": len(train), "val": len(val)}, "seconds": seconds}) + "\n")
-    started = time.perf_counter() - seconds
+    started = time.perf_counter() - seconds  # the log's times count the making of the pairs
 
     refiner = MouthRefiner(scale=config.scale, channels=config.channels,
                            mouth_parameters=train.parameters.shape[-1] if config.mouth_parameters else 0)
@@ -216,7 +211,7 @@ def train_refiner(config: RefinerTrainConfig, pairs: tuple[Pairs, Pairs] | None 
         rendering, alpha, target, parameters = train.batch(index)
         if torch.rand((), generator=generator) < 0.5:  # faces are near mirror-symmetric
             rendering, alpha, target = rendering.flip(-1), alpha.flip(-1), target.flip(-1)
-        refined = _refine(refiner, rendering, alpha, parameters)
+        refined = refiner(rendering, alpha, parameters)
         loss, terms = refiner_loss(refined, target, alpha, config.gradient_weight)
         optimiser.zero_grad()
         loss.backward()
