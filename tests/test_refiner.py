@@ -87,7 +87,7 @@ def test_a_refiner_learns_with_the_mouth_parameters_from_the_same_pairs(corpus, 
                                 output_dir=str(tmp_path / "run"), train_clips=2, val_clips=1, every=2,
                                 channels=8, steps=30, batch_size=4, learning_rate=3e-3, validate_every=15,
                                 mouth_parameters=True)
-    train, val, _ = make_pairs(config)
+    train, val = make_pairs(config)
     # each pair carries its frame's true mouth parameters: the corpus's, in [0, 1], jaw open
     assert train.parameters.shape == (len(train), 7) and val.parameters.shape == (len(val), 7)
     assert 0 <= train.parameters.min() and train.parameters.max() <= 1 and (train.parameters[:, 0] > 0).all()

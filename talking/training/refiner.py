@@ -137,22 +137,19 @@ def validate(refiner: MouthRefiner, pairs: Pairs, batch_size: int = 64) -> dict[
     L1, and ``edges``, the alpha-weighted sum of the image's gradient magnitudes over the
     target's (1: as much edge as the renderer draws; a blurred inside has less)."""
     sums = {"l1": 0.0, "gradient": 0.0, "upsampled_l1": 0.0, "upsampled_gradient": 0.0}
-    edges = {"": 0.0, "upsampled_": 0.0, "target": 0.0}
+    edges = {"": 0.0, "upsampled_": 0.0}
+    target_edges = 0.0
     for start in range(0, len(pairs), batch_size):
         index = torch.arange(start, min(start + batch_size, len(pairs)))
         rendering, alpha, target, parameters = pairs.batch(index)
-        refined = refiner(rendering, alpha, parameters)
-        for prefix, image in (("", refined), ("upsampled_", rendering), ("target", target)):
+        target_edges += _edge_sum(target, alpha)
+        for prefix, image in (("", refiner(rendering, alpha, parameters)), ("upsampled_", rendering)):
             edges[prefix] += _edge_sum(image, alpha)
-            if prefix == "target":
-                continue
             _, terms = refiner_loss(image, target, alpha, 1.0)
             for key, value in terms.items():
                 sums[prefix + key] += value * len(index)
     figures = {key: value / len(pairs) for key, value in sums.items()}
-    for prefix in ("", "upsampled_"):
-        figures[prefix + "edges"] = edges[prefix] / max(edges["target"], 1e-9)
-    return figures
+    return figures | {prefix + "edges": value / max(target_edges, 1e-9) for prefix, value in edges.items()}
 
 
 def _edge_sum(image: torch.Tensor, alpha: torch.Tensor) -> float:
@@ -168,11 +165,10 @@ def _both_show(alpha: torch.Tensor, dim: int) -> torch.Tensor:
     return alpha.narrow(dim, 0, count) * alpha.narrow(dim, 1, count)
 
 
-def make_pairs(config: RefinerTrainConfig) -> tuple[Pairs, Pairs, float]:
-    """(train pairs, val pairs, seconds taken) of ``config``'s corpus and pipeline."""
+def make_pairs(config: RefinerTrainConfig) -> tuple[Pairs, Pairs]:
+    """(train pairs, val pairs) of ``config``'s corpus and pipeline."""
     from talking.pipeline import TalkingFacePipeline
 
-    started = time.perf_counter()
     # the generator's own renderings: the pipeline's own refiner, if any, is not loaded
     pipeline = TalkingFacePipeline.from_pretrained(config.pipeline, refiner=None)
     pipeline.generator.eval()
@@ -180,7 +176,7 @@ def make_pairs(config: RefinerTrainConfig) -> tuple[Pairs, Pairs, float]:
                           config.corpus, config.scale, config.every)
     val = refiner_pairs(pipeline, load_split(config.corpus, "val")[: config.val_clips or None],
                         config.corpus, config.scale, config.every)
-    return train, val, time.perf_counter() - started
+    return train, val
 
 
 def train_refiner(config: RefinerTrainConfig, pairs: tuple[Pairs, Pairs] | None = None) -> MouthRefiner:
@@ -192,13 +188,11 @@ def train_refiner(config: RefinerTrainConfig, pairs: tuple[Pairs, Pairs] | None 
     torch.manual_seed(config.seed)
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    seconds = 0.0
-    if pairs is None:
-        *pairs, seconds = make_pairs(config)
-    train, val = pairs
+    started = time.perf_counter()  # the log's times count the making of the pairs
+    train, val = pairs if pairs is not None else make_pairs(config)
     log = (out / "log.jsonl").open("w")
-    log.write(json.dumps({"pairs": {"train": len(train), "val": len(val)}, "seconds": seconds}) + "\n")
-    started = time.perf_counter() - seconds  # the log's times count the making of the pairs
+    log.write(json.dumps({"pairs": {"train": len(train), "val": len(val)},
+                          "seconds": time.perf_counter() - started}) + "\n")
 
     refiner = MouthRefiner(scale=config.scale, channels=config.channels,
                            mouth_parameters=train.parameters.shape[-1] if config.mouth_parameters else 0)
