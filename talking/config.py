@@ -34,8 +34,9 @@ MOUTH_PARAMETERS = ("jaw_open", "lip_spread", "lip_round", "upper_lip_raise", "l
 # most fully open). The corpus's viseme table is timid: MediaPipe Face Mesh reads a lip-gap spread
 # of 0.037 eye distances on its clips and 0.052-0.061 on real talking-head videos (issue 16's
 # measurement, on videos outside this project's evaluation material): 1.4 is the low end of that
-# ratio. The synthetic evaluation keeps the corpus's own scale (1), as its ground truth has.
+# ratio. The synthetic evaluation measures what users get (this scale) unless told the corpus's own (1).
 ARTICULATION = 1.4
+MAX_ARTICULATION = 3.0
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ from tqdm import tqdm
 
 from talking import ibug, metrics
 from talking.composite import Compositor
+from talking.config import ARTICULATION, MAX_ARTICULATION
 from talking.data import Clip, load_index, load_split
 from talking.errors import TalkingError
 from talking.landmarks import FaceTrack, LandmarkEstimator, clip_targets, estimate
@@ -82,12 +83,17 @@ class EvaluateOptions:
     max_clips: int = dataclasses.field(default=0, metadata={"help": "evaluate the first N clips (0: all)"})
     max_offset: int = dataclasses.field(default=5, metadata={"help": "sync offsets searched, in frames"})
     device: str = dataclasses.field(default="cpu", metadata={"help": "torch device for the networks"})
+    articulation: float = dataclasses.field(default=ARTICULATION, metadata={
+        "help": "how wide the MAN checkpoints' predicted mouths open against the corpus's "
+                "articulation: the shipped default (what users get) or 1 (the corpus's own scale)"})
 
     def __post_init__(self) -> None:
         if not self.corpus:
             raise ValueError("give --corpus with a corpus folder, or --real for real photos and speech")
         if self.max_clips < 0 or self.max_offset < 1:
             raise ValueError("max_clips must be >= 0 and max_offset >= 1")
+        if not 0 < self.articulation <= MAX_ARTICULATION:
+            raise ValueError(f"articulation must be in (0, {MAX_ARTICULATION}], got {self.articulation}")
 
 
 Method = Callable[[Clip], np.ndarray]  # clip -> its frames (N, R, R, 3) uint8
@@ -106,7 +112,7 @@ def evaluate(checkpoints: list[str], options: EvaluateOptions) -> dict:
     references = [clip_reference(clip) for clip in clips]
     estimator = load_estimator(options.landmarks, options.device, clips[0].frames.shape[1])
     methods = {REAL: lambda clip: np.asarray(clip.frames), **baseline_methods(options),
-               **model_methods(checkpoints, options.device, clips[0].frames.shape[1])}
+               **model_methods(checkpoints, options.device, clips[0].frames.shape[1], options.articulation)}
 
     results, samples = {}, {}
     for name, method in methods.items():
@@ -126,6 +132,7 @@ def evaluate(checkpoints: list[str], options: EvaluateOptions) -> dict:
     report = {"corpus": options.corpus, "split": options.split, "clips": len(clips),
               "frames": sum(len(c) for c in clips), "resolution": int(clips[0].frames.shape[1]),
               "truth_blinks_per_second": truth_blinks, "checkpoints": list(checkpoints),
+              "articulation": options.articulation,
               "landmark_estimator": options.landmarks, "methods": results, "not_measured": NOT_MEASURED}
     write_report(report, samples, Path(options.out))
     return report
@@ -154,10 +161,11 @@ def baseline_methods(options: EvaluateOptions) -> dict[str, Method]:
             TRUE_MOUTH: lambda clip: true_mouth_frames(clip, options.corpus)}
 
 
-def model_methods(checkpoints: list[str], device: str, resolution: int) -> dict[str, Method]:
+def model_methods(checkpoints: list[str], device: str, resolution: int,
+                  articulation: float = ARTICULATION) -> dict[str, Method]:
     """A method per pipeline folder, named "MAN-<variant>", or "MAN-<variant> (<folder name>)"
     when several folders hold the same variant (the ablation runs), with the folder's whole path
-    where two of them share a name."""
+    where two of them share a name; their predicted jaws opened by ``articulation``."""
     from talking.pipeline import TalkingFacePipeline
 
     if len({Path(folder).resolve() for folder in checkpoints}) < len(checkpoints):
@@ -178,20 +186,23 @@ def model_methods(checkpoints: list[str], device: str, resolution: int) -> dict[
     methods = {}
     for (folder, p), name in zip(pipelines, names, strict=True):
         label = name if names.count(name) == 1 else str(folder)
-        methods[f"MAN-{p.variant}" + (f" ({label})" if variants.count(p.variant) > 1 else "")] = _generator(p)
+        suffix = f" ({label})" if variants.count(p.variant) > 1 else ""
+        methods[f"MAN-{p.variant}{suffix}"] = _generator(p, articulation)
     return methods
 
 
-def _generator(pipeline) -> Method:
+def _generator(pipeline, articulation: float) -> Method:
     def frames(clip: Clip) -> np.ndarray:
         """The clip's first frame as the photo (with its landmarks) and the clip's speech, made
         into frames as a photo's are (:class:`~talking.composite.Compositor`: the opening drawn
-        at the photo's resolution, here the crop's own)."""
+        at the photo's resolution, here the crop's own; the predicted jaw opened by the
+        articulation, as the pipeline opens it)."""
         first = np.array(clip.frames[0])  # (R, R, 3) uint8
         compositor = Compositor(first, np.eye(2, 3), first.shape[0])
         source = torch.from_numpy(first).permute(2, 0, 1).float() / 127.5 - 1
         windows = clip.features.windows()
-        parameters = pipeline.motion_predictor.predict_parameters(windows)
+        predictor = pipeline.motion_predictor
+        parameters = predictor.open_jaw(predictor.predict_parameters(windows), articulation)  # (N, P)
         made = pipeline.generate_frames(source, torch.from_numpy(clip.landmarks[0]), parameters, windows,
                                         refine=compositor.detail_share > 0)
         return np.stack([parts.image(compositor) for parts in made])

@@ -32,6 +32,7 @@ results.md, a mouth contact sheet per case and a side-by-side face crop per phot
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -223,10 +224,18 @@ def _video_case(video: Path, seconds: float) -> tuple[RealPhoto, Clip, MakeVideo
     photo = RealPhoto(video.stem, round(float(np.ptp(mesh.points[:, 0]))), first)
 
     def real_frames(_: np.ndarray, wav: np.ndarray, words: str, path: Path) -> None:
+        """The video's own frames for as long as its sound, the last one held where the picture
+        ends before the sound (as a made video's frames cover the whole sound)."""
         from talking.audio import num_video_frames
 
-        frames = zip(range(num_video_frames(len(wav))), read_video(video, fps=FPS), strict=False)
-        encode((fitted(frame) for _, frame in frames), wav, path)
+        def held() -> Iterator[np.ndarray]:
+            frame = None
+            for frame in read_video(video, fps=FPS):
+                yield fitted(frame)
+            while frame is not None:
+                yield fitted(frame)
+
+        encode(itertools.islice(held(), num_video_frames(len(wav))), wav, path)
 
     return photo, _load_clip(str(video), seconds, lead=0.0), real_frames
 
@@ -282,6 +291,9 @@ def _track(path: Path, photo: np.ndarray, regions: rm.FaceRegions) -> Track:
 def _measures(track: Track, clip: Clip, photo: np.ndarray, photo_gap: float, regions: rm.FaceRegions,
               ceiling: float) -> dict:
     """The figures of one method on one photo and clip (see the module's docstring)."""
+    if len(track.gaps) < len(clip.rms):
+        raise TalkingError(f"a video of {clip.name} has {len(track.gaps)} frames; its sound needs "
+                           f"{len(clip.rms)}")
     gaps = track.gaps[: len(clip.rms)]
     closed = min(photo_gap, rm.CLOSED_GAP)
     closed_below, open_above = closed + rm.CLOSE_MARGIN, closed + rm.OPEN_MARGIN

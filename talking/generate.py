@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from talking.audio import check_length_limit
-from talking.config import ARTICULATION, MAX_PHOTO_SIDE, SAMPLE_RATE, AudioConfig
+from talking.config import ARTICULATION, MAX_ARTICULATION, MAX_PHOTO_SIDE, SAMPLE_RATE, AudioConfig
 from talking.errors import TalkingError
 from talking.speech import Utterance, Voice
 
@@ -42,7 +42,6 @@ CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
 ENCODER_PRESET = "veryfast"
 MAX_SEED = 2**64 - 1  # seeds are 64-bit, as torch's and numpy's generators take them
 MAX_THREADS = 1024
-MAX_ARTICULATION = 3.0
 
 
 @dataclasses.dataclass(frozen=True)

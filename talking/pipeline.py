@@ -204,7 +204,7 @@ class TalkingFacePipeline(DiffusionPipeline):
             jaw_scale, closures = 1.0, None
         if seed is not None:
             jaw_scale *= np.random.default_rng(seed).uniform(0.8, 1.25)
-        parameters[:, 0] = (parameters[:, 0] * jaw_scale).clamp(0, 1)
+        parameters = self.motion_predictor.open_jaw(parameters, jaw_scale)
         if closures:
             parameters = close_lips(parameters, closure_weights(closures, len(windows), config.fps))
 

@@ -76,7 +76,9 @@ def markdown_table(report: dict) -> str:
               "frames/s"]
     lines = [f"Split `{report['split']}` of `{report['corpus']}`: {report['clips']} clips, "
              f"{report['frames']} frames at {report['resolution']} x {report['resolution']}; the "
-             f"ground truth blinks {report['truth_blinks_per_second']:.2f} times a second.", "",
+             f"ground truth blinks {report['truth_blinks_per_second']:.2f} times a second. The MAN "
+             f"checkpoints' predicted jaws open {report['articulation']:g}x (articulation; 1: "
+             "the corpus's own scale).", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, result in report["methods"].items():
         offset = result["sync_best_offset"]

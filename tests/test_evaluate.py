@@ -12,6 +12,7 @@ import torch
 
 from talking.baselines import energy_frames, energy_opening, static_frames, true_mouth_frames
 from talking.cli import main
+from talking.config import ARTICULATION
 from talking.data import load_split
 from talking.errors import TalkingError
 from talking.evaluate import model_methods
@@ -48,6 +49,7 @@ def test_evaluate_command_writes_table_json_and_plots(corpus, models, tmp_path):
     assert list(methods) == ["real frames", "static", "energy", "true mouth",
                              "MAN-optical", "MAN-keypoint"]
     assert results["clips"] == len(load_split(corpus, "test"))
+    assert results["articulation"] == ARTICULATION  # the MAN rows are what users get
     assert methods["real frames"]["ssim"] == pytest.approx(1.0)
     assert methods["real frames"]["psnr"] is None  # identical frames: infinite, not averaged
     assert methods["static"]["sync_correlation"] is None  # a still mouth has no sync
@@ -153,3 +155,32 @@ def test_landmark_training_saves_an_estimator_with_its_validation_errors(corpus,
     track = estimate(LandmarkEstimator.from_pretrained(out).eval(), np.asarray(clip.frames))
     assert track.landmarks.shape == (clip.num_frames, 68, 2)
     assert track.eye_openness.shape == track.mouth_opening.shape == (clip.num_frames,)
+
+
+def test_evaluation_opens_predicted_jaws_as_the_pipeline_does(corpus, models, monkeypatch):
+    """The MAN rows measure what users get: the predicted jaw opened by the articulation (at most
+    fully open), the rest of the mouth as predicted; 1 is the corpus's own scale."""
+    made = []
+    original = TalkingFacePipeline.generate_frames
+
+    def spy(self, source, landmarks, parameters, *args, **kwargs):
+        made.append(parameters.clone())
+        return original(self, source, landmarks, parameters, *args, **kwargs)
+
+    monkeypatch.setattr(TalkingFacePipeline, "generate_frames", spy)
+    clip = load_split(corpus, "test")[0]
+    for articulation in (1.0, 2.5):
+        model_methods([str(models["optical"])], "cpu", 64, articulation)["MAN-optical"](clip)
+    as_predicted, opened = made
+    assert as_predicted[:, 0].max() > 0.05  # the untrained predictor does open the jaw somewhat
+    assert torch.allclose(opened[:, 0], (as_predicted[:, 0] * 2.5).clamp(max=1.0))
+    assert torch.equal(opened[:, 1:], as_predicted[:, 1:])
+
+
+def test_articulation_is_checked(corpus):
+    from talking.evaluate import EvaluateOptions
+
+    assert EvaluateOptions(corpus=str(corpus)).articulation == ARTICULATION  # what users get
+    for bad in (0.0, -1.0, 10.0):
+        with pytest.raises(ValueError, match="articulation"):
+            EvaluateOptions(corpus=str(corpus), articulation=bad)

@@ -214,3 +214,27 @@ def test_real_track_runs_end_to_end_on_one_photo_one_clip_and_a_video(tmp_path):
     sheet = cv2.imread(str(out / "grace_hopper-120_heath_ledger.png"))
     assert sheet is not None and sheet.shape[1] > 300
     assert (out / "grace_hopper-120_side.png").is_file()
+
+
+def test_a_real_video_whose_picture_ends_before_its_sound_holds_its_last_frame(tmp_path):
+    """A phone's or camera's clip often has a few ms more sound than picture: its own frames
+    are measured against its sound frame for frame, the last frame held, rather than failing."""
+    from talking.audio import num_video_frames
+    from talking.evaluate_real import _video_case
+    from talking.real_material import load_source_photo
+    from talking.video import VideoWriter, read_video
+
+    photo = cv2.resize(load_source_photo("grace_hopper"), (256, 300), interpolation=cv2.INTER_AREA)
+    wav = (0.01 * np.sin(np.arange(22050) / 7)).astype(np.float32)  # 1 s: 25 frames
+    video = tmp_path / "short_picture.mp4"
+    with VideoWriter(video, wav, fps=25, sample_rate=22050) as writer:
+        for i in range(20):  # the picture stops 0.2 s before the sound
+            writer.write(np.clip(photo.astype(int) + 3 * i, 0, 255).astype(np.uint8))
+    _, clip, real_frames = _video_case(video, seconds=4.0)
+    out = tmp_path / "real.mp4"
+    real_frames(photo, clip.wav, clip.words, out)
+    frames = list(read_video(out))
+    assert len(frames) == num_video_frames(len(clip.wav)) == 25
+    tail = np.stack(frames[19:]).astype(int)
+    assert np.abs(tail - tail[0]).max() <= 2  # the last frame held (up to the codec)
+    assert np.abs(frames[0].astype(int) - frames[19]).mean() > 20  # the picture did change before

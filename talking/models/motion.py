@@ -192,6 +192,14 @@ class MotionPredictor(ModelMixin, ConfigMixin):
         energy = torch.from_numpy(windows.energy)[None].to(self.device, self.dtype)
         return self(mel, pitch, energy).parameters[0]
 
+    @staticmethod
+    def open_jaw(parameters: torch.Tensor, scale: float) -> torch.Tensor:
+        """(N, P) mouth parameters -> the same with the jaw opening (parameter 0) scaled by
+        ``scale``, at most fully open (:data:`~talking.config.ARTICULATION`)."""
+        opened = parameters.clone()
+        opened[:, 0] = (parameters[:, 0] * scale).clamp(0, 1)
+        return opened
+
     def displacement(self, parameters: torch.Tensor) -> torch.Tensor:
         """(..., P) parameters -> (..., 68, 2) landmark displacement in crop pixels."""
         return torch.einsum("...p,pkc->...kc", parameters, self.basis) * self.config.resolution
