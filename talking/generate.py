@@ -61,6 +61,10 @@ class GenerateOptions:
     articulation: float = dataclasses.field(default=ARTICULATION, metadata={
         "help": "how wide the mouth opens against the training corpus's articulation (real speakers "
                 "open wider: 1.4); 1 = as predicted"})
+    clean_speech: bool = dataclasses.field(default=True, metadata={
+        "help": "make a recording's motion from its voice alone, at the training speech's level "
+                "(DeepFilterNet3 takes music, noise and room out; the video keeps the recording's "
+                "sound); --no-clean-speech: from the recording as it is"})
     crop_only: bool = dataclasses.field(default=False, metadata={
         "help": "write the aligned face crops at the model's resolution, not the whole photo"})
     text: str | None = dataclasses.field(default=None, metadata={
@@ -140,7 +144,8 @@ def generate_video(
     result = pipe(photo, speech, sample_rate=SAMPLE_RATE, transcript=options.transcript,
                   crop_only=options.crop_only, max_side=options.max_side,
                   max_seconds=options.max_seconds, seed=options.seed,
-                  articulation=options.articulation, callback=progress)
+                  articulation=options.articulation, clean_speech=options.clean_speech,
+                  callback=progress)
     # 4. stream them into the mp4, which appears only once complete
     with VideoWriter(output, result.audio, fps=result.fps, sample_rate=result.sample_rate,
                      preset=ENCODER_PRESET) as writer:

@@ -38,6 +38,7 @@ from diffusers.utils import BaseOutput
 from PIL import Image
 
 from talking.audio import AudioWindows, extract_features, load_audio
+from talking.clean_speech import heard_speech
 from talking.closed_mouth import close_mouth
 from talking.composite import (
     Compositor,
@@ -132,6 +133,7 @@ class TalkingFacePipeline(DiffusionPipeline):
         max_seconds: float = AudioConfig().max_seconds,
         seed: int | None = None,
         articulation: float = ARTICULATION,
+        clean_speech: bool = True,
         motion: np.ndarray | None = None,
         batch_size: int = 16,
         callback: ProgressCallback | None = None,
@@ -166,6 +168,10 @@ class TalkingFacePipeline(DiffusionPipeline):
             articulation: how wide the predicted mouth opens against the corpus's articulation
                 (:data:`~talking.config.ARTICULATION`: real speakers open wider); 1 = as
                 predicted. A given ``motion`` is used as given.
+            clean_speech: make a recording's features from its voice alone, at the training
+                speech's level (:mod:`talking.clean_speech`: DeepFilterNet3 takes music, noise and
+                room out); False: from the recording as it is. The video keeps the recording's
+                sound either way; espeak-ng's speech is used as it is.
             motion: (N, P) mouth parameters (:data:`~talking.config.MOUTH_PARAMETERS`, N the
                 clip's frame count) to use instead of the predicted ones (baselines, puppeteering).
             batch_size: frames rendered in one batch (memory, not results).
@@ -186,12 +192,15 @@ class TalkingFacePipeline(DiffusionPipeline):
         if transcript and text is not None:
             raise TalkingError("A transcript is for recorded speech; typed text is its own.")
         speech, rate, closures = _speech(audio, sample_rate, text, voice)
+        recorded = closures is None  # espeak-ng's utterances come with their closures
         wav = load_audio(speech, rate, config=config)  # (S,)
         if transcript and motion is None:
             closures = _transcript_closures(wav, config.sample_rate, transcript)
 
-        # 3. the paper's audio features, cut into one window per video frame
-        windows = extract_features(wav, config).windows()  # N = ceil(S * fps / sr) windows
+        # 3. the paper's audio features of what the motion hears (a recording: its voice alone,
+        #    levelled), cut into one window per video frame
+        heard = heard_speech(wav, config.sample_rate) if recorded and clean_speech else wav  # (S,)
+        windows = extract_features(heard, config).windows()  # N = ceil(S * fps / sr) windows
 
         # 4. the whole clip's mouth motion, from the speech alone (or as given), the jaw scaled
         #    once by the articulation (predicted motion only) and the seed's speaking style, the
