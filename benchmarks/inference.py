@@ -57,7 +57,8 @@ def child(args: argparse.Namespace) -> None:
             first_frame.append(time.perf_counter())
 
     video = generate_video(args.photo, args.speech, args.output,
-                           GenerateOptions(checkpoint=str(args.checkpoint)), progress)
+                           GenerateOptions(checkpoint=str(args.checkpoint), clean_speech=args.clean_speech),
+                           progress)
     end = time.perf_counter()
     import torch
 
@@ -69,9 +70,10 @@ def child(args: argparse.Namespace) -> None:
     }))
 
 
-def run_child(checkpoint: Path, photo: Path, speech: Path, output: Path) -> dict:
+def run_child(checkpoint: Path, photo: Path, speech: Path, output: Path, clean_speech: bool) -> dict:
     command = [sys.executable, __file__, "--child", "--checkpoint", str(checkpoint),
-               "--photo", str(photo), "--speech", str(speech), "--output", str(output)]
+               "--photo", str(photo), "--speech", str(speech), "--output", str(output),
+               "--clean-speech" if clean_speech else "--no-clean-speech"]
     result = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -132,7 +134,8 @@ def pick_checkpoint(given: Path | None, folder: Path) -> tuple[Path, str]:
     return fresh_checkpoint(folder / "fresh"), f"fresh weights ({missing} does not exist yet)"
 
 
-def stage_costs(checkpoint: Path, photo: Path, speech: Path, threads: int) -> dict[str, float]:
+def stage_costs(checkpoint: Path, photo: Path, speech: Path, threads: int,
+                clean_speech: bool) -> dict[str, float]:
     """Milliseconds per frame of each stage, and the per-clip preparation in seconds."""
     import torch
 
@@ -144,7 +147,8 @@ def stage_costs(checkpoint: Path, photo: Path, speech: Path, threads: int) -> di
     pipe = load_pipeline(checkpoint, "cpu")
     warm_up()
     start = time.perf_counter()
-    output = pipe(photo, speech, crop_only=True)  # face, speech, features and motion, once per clip
+    # face, speech, features and motion, once per clip
+    output = pipe(photo, speech, crop_only=True, clean_speech=clean_speech)
     prepared = time.perf_counter()
     crops = list(output.frames)  # (128, 128, 3) uint8 each: motion, generator, crop-size blend
     generator_ms = (time.perf_counter() - prepared) / len(crops) * 1000
@@ -162,7 +166,7 @@ def stage_costs(checkpoint: Path, photo: Path, speech: Path, threads: int) -> di
 
     Compositor.__call__ = timed
     try:
-        frames = list(pipe(photo, speech).frames)
+        frames = list(pipe(photo, speech, clean_speech=clean_speech).frames)
     finally:
         Compositor.__call__ = compose
     composite_ms = sum(spent) / len(spent) * 1000
@@ -197,6 +201,9 @@ def main() -> None:
                         "checkpoints/man-optical, else fresh weights)")
     parser.add_argument("--photo-side", type=int, default=1024, help="photo width in pixels")
     parser.add_argument("--profile", action="store_true", help="cProfile the 10 s clip")
+    parser.add_argument("--clean-speech", action=argparse.BooleanOptionalAction, default=False,
+                        help="separate the voice before the motion hears it (generate "
+                        "--clean-speech, talking.clean_speech)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--photo", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--speech", type=Path, help=argparse.SUPPRESS)
@@ -211,9 +218,9 @@ def main() -> None:
         checkpoint, which = pick_checkpoint(args.checkpoint, folder)
         photo, speech = make_inputs(folder, args.photo_side)
 
-        short = run_child(checkpoint, photo, speech[10], folder / "short.mp4")
-        long = run_child(checkpoint, photo, speech[60], folder / "long.mp4")
-        stages = stage_costs(checkpoint, photo, speech[10], short["threads"])
+        short = run_child(checkpoint, photo, speech[10], folder / "short.mp4", args.clean_speech)
+        long = run_child(checkpoint, photo, speech[60], folder / "long.mp4", args.clean_speech)
+        stages = stage_costs(checkpoint, photo, speech[10], short["threads"], args.clean_speech)
 
         height, width = stages["photo"]
         print(f"checkpoint: {which}")

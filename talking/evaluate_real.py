@@ -46,7 +46,15 @@ from talking.config import FPS, SAMPLE_RATE
 from talking.errors import TalkingError
 from talking.phonemes import BILABIALS
 from talking.real_material import PHOTOS, SPEECH, TRANSCRIPTS, RealPhoto, real_photos, speech_path
-from talking.real_methods import SHIPPED, WITH_WORDS, MakeVideo, build_methods, encode, static_video
+from talking.real_methods import (
+    SHIPPED,
+    WITH_CLEAN_SPEECH,
+    WITH_WORDS,
+    MakeVideo,
+    build_methods,
+    encode,
+    static_video,
+)
 
 # gradio's clips are cut at the first word; a user's recording starts with a pause, in which the
 # mouth must stay closed and still
@@ -70,18 +78,22 @@ class RealOptions:
     video: str | None = dataclasses.field(default=None, metadata={
         "help": "with --real: a real talking-head video with its own sound: one more case (its "
                 "first frame, its speech), and each method's lip gap correlated with the speaker's"})
-    methods: str = dataclasses.field(default="optical,keypoint,optical+words,energy", metadata={
+    methods: str = dataclasses.field(default="optical,keypoint,optical+words,optical+clean,energy",
+                                     metadata={
         "help": "with --real: shipped checkpoints (optical, keypoint; +words: given the clip's "
-                "words as transcript) and the energy baseline to evaluate besides --checkpoint "
-                "and the static photo (always: the sharpness ceiling)"})
+                "words as transcript; +clean: hearing the clip's voice alone) and the energy "
+                "baseline to evaluate besides --checkpoint and the static photo (always: the "
+                "sharpness ceiling)"})
 
     def __post_init__(self) -> None:
         if self.seconds <= 0:
             raise ValueError(f"seconds must be positive, got {self.seconds}")
-        unknown = set(_names(self.methods)) - {*SHIPPED, *(n + WITH_WORDS for n in SHIPPED), "energy"}
+        known = {*SHIPPED, *(n + suffix for n in SHIPPED for suffix in (WITH_WORDS, WITH_CLEAN_SPEECH))}
+        unknown = set(_names(self.methods)) - known - {"energy"}
         if unknown:
             raise ValueError(f"unknown methods {', '.join(sorted(unknown))}: use optical, keypoint "
-                             f"(either with {WITH_WORDS}) or energy, and --checkpoint for other folders")
+                             f"(either with {WITH_WORDS} or {WITH_CLEAN_SPEECH}) or energy, and "
+                             "--checkpoint for other folders")
 
 
 @dataclass

@@ -61,10 +61,10 @@ class GenerateOptions:
     articulation: float = dataclasses.field(default=ARTICULATION, metadata={
         "help": "how wide the mouth opens against the training corpus's articulation (real speakers "
                 "open wider: 1.4); 1 = as predicted"})
-    clean_speech: bool = dataclasses.field(default=True, metadata={
-        "help": "make a recording's motion from its voice alone, at the training speech's level "
-                "(DeepFilterNet3 takes music, noise and room out; the video keeps the recording's "
-                "sound); --no-clean-speech: from the recording as it is"})
+    clean_speech: bool = dataclasses.field(default=False, metadata={
+        "help": "for a recording with music or noise under the voice: make the motion from the "
+                "voice alone, at the training speech's level (DeepFilterNet3, ~0.25 s per second "
+                "of audio; the video keeps the recording's sound)"})
     crop_only: bool = dataclasses.field(default=False, metadata={
         "help": "write the aligned face crops at the model's resolution, not the whole photo"})
     text: str | None = dataclasses.field(default=None, metadata={

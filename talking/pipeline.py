@@ -133,7 +133,7 @@ class TalkingFacePipeline(DiffusionPipeline):
         max_seconds: float = AudioConfig().max_seconds,
         seed: int | None = None,
         articulation: float = ARTICULATION,
-        clean_speech: bool = True,
+        clean_speech: bool = False,
         motion: np.ndarray | None = None,
         batch_size: int = 16,
         callback: ProgressCallback | None = None,
@@ -170,8 +170,9 @@ class TalkingFacePipeline(DiffusionPipeline):
                 predicted. A given ``motion`` is used as given.
             clean_speech: make a recording's features from its voice alone, at the training
                 speech's level (:mod:`talking.clean_speech`: DeepFilterNet3 takes music, noise and
-                room out); False: from the recording as it is. The video keeps the recording's
-                sound either way; espeak-ng's speech is used as it is.
+                room out, ~0.25 s per second of audio); for recordings with music or noise under
+                the voice. The video keeps the recording's sound either way; espeak-ng's speech
+                is used as it is.
             motion: (N, P) mouth parameters (:data:`~talking.config.MOUTH_PARAMETERS`, N the
                 clip's frame count) to use instead of the predicted ones (baselines, puppeteering).
             batch_size: frames rendered in one batch (memory, not results).

@@ -32,6 +32,7 @@ from talking.real_metrics import frame_rms
 MakeVideo = Callable[[np.ndarray, np.ndarray, str, Path], None]  # photo, wav, words, mp4 to write
 SHIPPED = {"optical": "man-optical", "keypoint": "man-keypoint"}
 WITH_WORDS = "+words"  # a shipped checkpoint given the clip's words: "optical+words"
+WITH_CLEAN_SPEECH = "+clean"  # ... hearing the clip's voice alone (talking.clean_speech): "optical+clean"
 
 
 def encode(frames: Iterable[np.ndarray], wav: np.ndarray, path: Path) -> None:
@@ -68,9 +69,10 @@ def energy_motion(wav: np.ndarray) -> np.ndarray:
 
 
 def model_video(folder: Path, device: str, motion: Callable[[np.ndarray], np.ndarray] | None = None,
-                words: bool = False) -> MakeVideo:
+                words: bool = False, clean_speech: bool = False) -> MakeVideo:
     """The pipeline in ``folder``; with ``motion``, driven by ``motion(wav)`` instead of its own;
-    with ``words``, given the clip's words as its transcript."""
+    with ``words``, given the clip's words as its transcript; with ``clean_speech``, its motion
+    made from the clip's voice alone."""
     from talking.generate import load_pipeline, set_threads
 
     set_threads(None)
@@ -80,7 +82,7 @@ def model_video(folder: Path, device: str, motion: Callable[[np.ndarray], np.nda
         extra = {} if motion is None else {"motion": motion(wav)}
         if words and said:
             extra["transcript"] = said
-        result = pipe(photo, wav, sample_rate=SAMPLE_RATE, **extra)
+        result = pipe(photo, wav, sample_rate=SAMPLE_RATE, clean_speech=clean_speech, **extra)
         encode(result.frames, result.audio, path)
 
     return make
@@ -95,7 +97,8 @@ def takes_motion() -> bool:
 
 def build_methods(checkpoints: list[str], names: list[str], device: str) -> dict[str, MakeVideo]:
     """``static`` first (the sharpness ceiling), then the shipped checkpoints among ``names``
-    (optical, keypoint, and either given the words: optical+words, ...) and ``checkpoints`` by
+    (optical, keypoint, and either given the words or hearing the voice alone: optical+words,
+    optical+clean, ...) and ``checkpoints`` by
     folder name, then ``energy`` if asked for and the pipeline takes a motion."""
     from talking.generate import CHECKPOINTS
 
@@ -104,9 +107,10 @@ def build_methods(checkpoints: list[str], names: list[str], device: str) -> dict
     methods: dict[str, MakeVideo] = {"static": static_video}  # first: every case's ceiling
     methods.update({name: model_video(folder, device) for name, folder in folders.items()})
     for n in names:
-        shipped = n.removesuffix(WITH_WORDS)
-        if n.endswith(WITH_WORDS) and shipped in SHIPPED:
-            methods[f"man-{n}"] = model_video(CHECKPOINTS / SHIPPED[shipped], device, words=True)
+        for suffix, option in ((WITH_WORDS, "words"), (WITH_CLEAN_SPEECH, "clean_speech")):
+            shipped = n.removesuffix(suffix)
+            if n.endswith(suffix) and shipped in SHIPPED:
+                methods[f"man-{n}"] = model_video(CHECKPOINTS / SHIPPED[shipped], device, **{option: True})
     if "energy" in names:
         if not takes_motion() or not folders:
             print("energy: skipped (the pipeline takes no motion=, or no checkpoint to drive)")

@@ -85,11 +85,11 @@ def test_the_pipeline_makes_a_recordings_motion_from_its_voice_and_keeps_its_sou
     soundfile.write(recording, 0.05 * voice, RATE)
     photo, _ = photo_with_face(seed=3, x=200, y=100, size=256)
 
-    out = pipe(photo, recording)
+    out = pipe(photo, recording, clean_speech=True)
     assert np.allclose(out.audio, 0.05 * voice, atol=1e-4)  # the video keeps the recording's sound
     assert np.allclose(heard[-1], cs.heard_speech(out.audio, RATE))  # the motion hears the voice
     assert loud_level_db(heard[-1]) > loud_level_db(out.audio) + 10
-    pipe(photo, recording, clean_speech=False)
+    pipe(photo, recording)  # by default: the recording as it is
     assert np.array_equal(heard[-1], out.audio)
-    typed = pipe(photo, text="Peter bought a map.")  # espeak-ng's speech is clean already
+    typed = pipe(photo, text="Peter bought a map.", clean_speech=True)  # espeak-ng's: clean already
     assert np.array_equal(heard[-1], typed.audio)

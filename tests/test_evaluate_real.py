@@ -238,3 +238,12 @@ def test_a_real_video_whose_picture_ends_before_its_sound_holds_its_last_frame(t
     tail = np.stack(frames[19:]).astype(int)
     assert np.abs(tail - tail[0]).max() <= 2  # the last frame held (up to the codec)
     assert np.abs(frames[0].astype(int) - frames[19]).mean() > 20  # the picture did change before
+
+
+def test_real_track_methods_are_checked_and_include_the_clean_speech_row():
+    from talking.evaluate_real import RealOptions
+
+    assert "optical+clean" in RealOptions().methods.split(",")
+    RealOptions(methods="keypoint+clean,optical+words")
+    with pytest.raises(ValueError, match=r"unknown methods optical\+loud"):
+        RealOptions(methods="optical,optical+loud")
