@@ -148,7 +148,7 @@ class RequestHandler:
 
     def __call__(self, face: str | dict | None, speech: str | dict | None, text: str, voice: str,
                  variant: str, seed: float | None, crop_only: bool, transcript: str = "",
-                 progress: gr.Progress = gr.Progress()):
+                 clean_speech: bool = False, progress: gr.Progress = gr.Progress()):
         """``face`` and ``speech`` are file paths, or Gradio's file payloads ({"path": ...})."""
         face, speech = upload_path(face), upload_path(speech)
         text, transcript = (text or "").strip(), (transcript or "").strip()
@@ -162,7 +162,7 @@ class RequestHandler:
                                    "choose another model.")
             seed = None if seed is None else int(seed)
             return self._generate(face, speech, text, voice, variant, seed, crop_only, transcript,
-                                  progress)
+                                  bool(clean_speech), progress)
         except TalkingError as error:
             logger.info("refused: %s", error)
             raise gr.Error(str(error), print_exception=False) from error
@@ -171,14 +171,15 @@ class RequestHandler:
             raise gr.Error("Something went wrong while making the video; it has been logged. "
                            "Try another photo or speech clip.", print_exception=False) from error
 
-    def _generate(self, face, speech, text, voice, variant, seed, crop_only, transcript, progress):
+    def _generate(self, face, speech, text, voice, variant, seed, crop_only, transcript, clean_speech,
+                  progress):
         from talking.generate import GenerateOptions, generate_video
 
         options = GenerateOptions(checkpoint=str(self.checkpoints[variant]), variant=variant,
                                   device=self.device, seed=seed, crop_only=crop_only,
                                   text=None if speech else text, voice=voice,
                                   transcript=(transcript or None) if speech else None,
-                                  max_seconds=self.max_seconds)
+                                  clean_speech=clean_speech, max_seconds=self.max_seconds)
         # The photo and the speech (and its length) are checked before any frame is made.
         progress(0, desc="Finding the face and reading the speech")
 
@@ -200,6 +201,8 @@ class RequestHandler:
                 gr.Warning(str(warning.message))
             else:  # recorded only to be told apart: shown as Python would have
                 warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+        logger.info("made %d frames for %.1f s of speech with %s%s", result.num_frames, result.duration,
+                    VARIANTS[variant], ", the motion from the voice alone" if options.clean_speech else "")
         return str(result.path), result.face
 
 
@@ -279,12 +282,16 @@ def build_app(checkpoint: str | os.PathLike = HERE / "checkpoints", device: str 
                         info="Optional, English. The lips then shut on every p, b and m, timed "
                              "in the clip (about 0.1 s per second of speech). Typed text does "
                              "this by itself.")
+                    clean_speech = gr.Checkbox(
+                        False, label="Music or noise under the voice", elem_id="clean-speech",
+                        info="The mouth then follows the voice alone (about 0.25 s more per "
+                             "second of speech); the video keeps the clip's sound.")
                 button = gr.Button("Generate", variant="primary", elem_id="generate")
             with gr.Column():
                 video = gr.Video(label="Talking video", interactive=False, autoplay=True, elem_id="video")
                 crop = gr.Image(label="What the model saw", type="numpy",
                                 format="png", interactive=False, height=200, elem_id="crop")
-        inputs = [face, speech, text, voice, variant, seed, crop_only, transcript]
+        inputs = [face, speech, text, voice, variant, seed, crop_only, transcript, clean_speech]
         button.click(handler, inputs, [video, crop], api_name="generate",
                      concurrency_id="generate", preprocess=False)
 

@@ -176,6 +176,18 @@ def test_api_takes_the_words_of_the_clip_and_makes_the_video_when_they_do_not_fi
     assert "warned: The words 'Seventeen purple elephants' cannot be fitted" in server.log.read_text()
 
 
+def test_api_makes_the_motion_from_the_voice_alone_when_asked(client, server):
+    plain, _ = client.predict(handle_file(FACE), handle_file(SPEECH), "", "en-us", "optical", None,
+                              True, api_name="/generate")
+    assert "the motion from the voice alone" not in server.log.read_text()  # not by default
+    clean, _ = client.predict(handle_file(FACE), handle_file(SPEECH), "", "en-us", "optical", None,
+                              True, "", True, api_name="/generate")
+    assert probe(clean).has_audio
+    assert probe(clean).duration == pytest.approx(probe(plain).duration, abs=0.05)
+    made = [line for line in server.log.read_text().splitlines() if "made " in line]
+    assert "frames for" in made[-1] and made[-1].endswith("the motion from the voice alone")
+
+
 def test_api_refuses_bad_input_with_a_message_and_keeps_serving(client, tmp_path):
     with pytest.raises(AppError, match="No face found"):
         client.predict(handle_file(noise_photo(tmp_path / "noise.png")), handle_file(SPEECH), "",
