@@ -38,7 +38,7 @@ from diffusers.utils import BaseOutput
 from PIL import Image
 
 from talking.audio import AudioWindows, extract_features, load_audio
-from talking.clean_speech import heard_speech
+from talking.clean_speech import heard_speech, lift_quiet
 from talking.closed_mouth import close_mouth
 from talking.composite import (
     Compositor,
@@ -171,8 +171,9 @@ class TalkingFacePipeline(DiffusionPipeline):
             clean_speech: make a recording's features from its voice alone, at the training
                 speech's level (:mod:`talking.clean_speech`: DeepFilterNet3 takes music, noise and
                 room out, ~0.25 s per second of audio); for recordings with music or noise under
-                the voice. The video keeps the recording's sound either way; espeak-ng's speech
-                is used as it is.
+                the voice. Without it, a recording quieter than any training speech is brought
+                up to its level. The video keeps the recording's sound either way; espeak-ng's
+                speech is used as it is.
             motion: (N, P) mouth parameters (:data:`~talking.config.MOUTH_PARAMETERS`, N the
                 clip's frame count) to use instead of the predicted ones (baselines, puppeteering).
             batch_size: frames rendered in one batch (memory, not results).
@@ -198,9 +199,12 @@ class TalkingFacePipeline(DiffusionPipeline):
         if transcript and motion is None:
             closures = _transcript_closures(wav, config.sample_rate, transcript)
 
-        # 3. the paper's audio features of what the motion hears (a recording: its voice alone,
-        #    levelled), cut into one window per video frame
-        heard = heard_speech(wav, config.sample_rate) if recorded and clean_speech else wav  # (S,)
+        # 3. the paper's audio features of what the motion hears (a recording: lifted when quiet,
+        #    or its voice alone, levelled), cut into one window per video frame
+        heard = wav  # (S,)
+        if recorded:
+            hear = heard_speech if clean_speech else lift_quiet
+            heard = hear(wav, config.sample_rate)
         windows = extract_features(heard, config).windows()  # N = ceil(S * fps / sr) windows
 
         # 4. the whole clip's mouth motion, from the speech alone (or as given), the jaw scaled

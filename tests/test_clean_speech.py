@@ -52,9 +52,15 @@ def test_levelling_brings_quiet_and_loud_speech_to_one_level_without_clipping():
     assert cs.to_speech_level(np.zeros(3, np.float32), RATE).shape == (3,)  # shorter than a frame
 
 
-def test_the_voice_alone_takes_music_out_in_step_with_the_recording(voice):
+@pytest.fixture(scope="module")
+def scored(voice) -> np.ndarray:
+    """The voice with a film score as loud as it under it."""
     music = background_music(len(voice), np.random.default_rng(0)) * np.sqrt(np.mean(voice**2))
-    mixed = (voice + music).astype(np.float32)  # the score as loud as the voice
+    return (voice + music).astype(np.float32)
+
+
+def test_the_voice_alone_takes_music_out_in_step_with_the_recording(voice, scored):
+    mixed = scored
     alone = cs.voice_alone(mixed, RATE)
     assert alone.shape == voice.shape and alone.dtype == np.float32
     assert log_mel_distance(alone, voice) < 0.75 * log_mel_distance(mixed, voice)
@@ -69,8 +75,19 @@ def test_without_the_package_speech_is_only_levelled_with_a_warning(voice, monke
     assert np.array_equal(heard, cs.to_speech_level(0.1 * voice, RATE))
 
 
-def test_the_pipeline_makes_a_recordings_motion_from_its_voice_and_keeps_its_sound(
-        voice, tmp_path, monkeypatch):
+def test_quiet_recordings_alone_are_lifted_to_the_training_level(voice):
+    assert cs.loud_level_db(voice, RATE) > cs.QUIET_DB  # espeak-ng speaks at the corpus's level
+    assert np.array_equal(cs.lift_quiet(voice, RATE), voice)  # left exactly as it is
+    quiet = 0.01 * voice  # 40 dB down
+    lifted = cs.lift_quiet(quiet, RATE)
+    assert np.array_equal(lifted, cs.to_speech_level(quiet, RATE))
+    assert loud_level_db(lifted) > loud_level_db(quiet) + 20
+    assert cs.loud_level_db(np.zeros(RATE, np.float32), RATE) == -np.inf
+    assert np.array_equal(cs.lift_quiet(np.zeros(RATE, np.float32), RATE), np.zeros(RATE))
+
+
+def test_the_pipeline_makes_a_recordings_motion_from_what_it_hears_and_keeps_its_sound(
+        scored, tmp_path, monkeypatch):
     import talking.pipeline as pipeline_module
     from talking.models import build_models
     from talking.pipeline import TalkingFacePipeline
@@ -81,15 +98,18 @@ def test_the_pipeline_makes_a_recordings_motion_from_its_voice_and_keeps_its_sou
                         lambda wav, config: heard.append(wav) or extract(wav, config))
     generator, predictor, _ = build_models("optical", 64)
     pipe = TalkingFacePipeline(generator.eval(), predictor.eval())
-    recording = tmp_path / "quiet.wav"
-    soundfile.write(recording, 0.05 * voice, RATE)
     photo, _ = photo_with_face(seed=3, x=200, y=100, size=256)
+    quiet, normal = tmp_path / "quiet.wav", tmp_path / "normal.wav"
+    soundfile.write(quiet, 0.02 * scored, RATE)  # 34 dB down
+    soundfile.write(normal, scored, RATE)
 
-    out = pipe(photo, recording, clean_speech=True)
-    assert np.allclose(out.audio, 0.05 * voice, atol=1e-4)  # the video keeps the recording's sound
+    out = pipe(photo, quiet, clean_speech=True)
+    assert np.allclose(out.audio, 0.02 * scored, atol=1e-4)  # the video keeps the recording's sound
     assert np.allclose(heard[-1], cs.heard_speech(out.audio, RATE))  # the motion hears the voice
     assert loud_level_db(heard[-1]) > loud_level_db(out.audio) + 10
-    pipe(photo, recording)  # by default: the recording as it is
+    out = pipe(photo, quiet)  # by default a quiet recording is lifted, not separated
+    assert np.array_equal(heard[-1], cs.to_speech_level(out.audio, RATE))
+    out = pipe(photo, normal)  # ... and one at a training level is heard as it is
     assert np.array_equal(heard[-1], out.audio)
-    typed = pipe(photo, text="Peter bought a map.", clean_speech=True)  # espeak-ng's: clean already
+    typed = pipe(photo, text="Peter bought a map.", clean_speech=True)  # espeak-ng's: as it is
     assert np.array_equal(heard[-1], typed.audio)
