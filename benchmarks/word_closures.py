@@ -5,10 +5,12 @@
 On the held-out natural voices of a natural-speech set (``python -m talking natural-speech``; every
 tenth utterance, never trained on), as recorded, with one augmented copy each (room, channel,
 noise, music or another voice: the training's ``val_natural_augmented`` draw, by
-:func:`~talking.training.motion.augmented_copies`) and with procedural music 10 dB below the
-voice. For each, the mouth predicted from the audio as it is ("predicted"), from what the
-pipeline makes a recording heard as ("heard": :func:`talking.clean_speech.heard_speech`, levelled
-and the voice alone), and the predicted mouth with its lips shut on the /p b m/ that
+:func:`~talking.training.motion.augmented_copies`), with procedural music 10 dB below the voice
+and 25 dB quieter. For each, the mouth predicted from the audio as it is ("predicted"), from what
+the pipeline hears by default ("lifted": :func:`talking.clean_speech.lift_quiet`, a quiet
+recording brought to the training level) and with ``--clean-speech`` ("heard":
+:func:`talking.clean_speech.heard_speech`, levelled and the voice alone), and the predicted mouth
+with its lips shut on the /p b m/ that
 pocketsphinx's forced alignment of the utterance's text finds (as
 ``TalkingFacePipeline(..., transcript=...)`` does);
 both are judged against the synthesiser's own phoneme timings, which the aligner never sees, as
@@ -28,7 +30,7 @@ import numpy as np
 import torch
 
 from talking.audio import extract_features
-from talking.clean_speech import heard_speech
+from talking.clean_speech import heard_speech, lift_quiet
 from talking.config import FPS, SAMPLE_RATE
 from talking.errors import TalkingError
 from talking.lip_closures import close_lips, closure_weights, closures_from_phones
@@ -48,8 +50,9 @@ from talking.training.speech_augment import background_music, unit_rms
 AUGMENT_SEED = 1  # the training's val_natural_augmented draw (seed 0 + 1)
 MUSIC_SEED = 7
 MUSIC_DB = -10.0  # the score's level under the voice (RMS)
-KINDS = ("as recorded", "augmented", "music 10 dB")
-WAYS = ("predicted", "heard", "words")
+QUIET_DB = -25.0  # how much quieter the quiet copy is
+KINDS = ("as recorded", "augmented", "music 10 dB", "25 dB quieter")
+WAYS = ("predicted", "lifted", "heard", "words")
 
 
 def main() -> None:
@@ -68,13 +71,15 @@ def main() -> None:
         altered, retimed = next(augmented_copies(held_out, i, 1, AUGMENT_SEED))
         music = unit_rms(background_music(len(item.audio), np.random.default_rng([MUSIC_SEED, i])))
         scored = item.audio + music * np.sqrt(np.mean(item.audio**2)) * 10 ** (MUSIC_DB / 20)
-        for kind, audio, phonemes in zip(KINDS, (item.audio, altered, scored.astype(np.float32)),
-                                         (item.phonemes, retimed, item.phonemes), strict=True):
+        quiet = item.audio * np.float32(10 ** (QUIET_DB / 20))
+        for kind, audio, phonemes in zip(KINDS, (item.audio, altered, scored.astype(np.float32), quiet),
+                                         (item.phonemes, retimed, item.phonemes, item.phonemes), strict=True):
             started = time.perf_counter()
             heard = heard_speech(audio, SAMPLE_RATE)
             heard_seconds += time.perf_counter() - started
             predictions = {}
-            for way, speech in (("predicted", audio), ("heard", heard)):
+            for way, speech in (("predicted", audio), ("lifted", lift_quiet(audio, SAMPLE_RATE)),
+                                ("heard", heard)):
                 features = extract_features(speech)
                 sequence = Sequence.from_features(features, stretch(item.targets, features.num_video_frames),
                                                   phonemes)
