@@ -80,6 +80,9 @@ def main() -> None:
             predictions = {}
             for way, speech in (("predicted", audio), ("lifted", lift_quiet(audio, SAMPLE_RATE)),
                                 ("heard", heard)):
+                if speech is audio and way != "predicted":  # nothing lifted: the same prediction
+                    predictions[way] = predictions["predicted"]
+                    continue
                 features = extract_features(speech)
                 sequence = Sequence.from_features(features, stretch(item.targets, features.num_video_frames),
                                                   phonemes)

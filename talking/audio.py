@@ -248,6 +248,15 @@ class AudioFeatures:
                        num_video_frames=int(data["num_video_frames"]), config=config or stored)
 
 
+def frame_rms(wav: np.ndarray, sample_rate: int, fps: float, num_frames: int) -> np.ndarray:
+    """(N,) root mean square of the samples of each frame ``[t / fps, (t + 1) / fps)``."""
+    edges = np.round(np.arange(num_frames + 1) * sample_rate / fps).astype(np.int64)
+    squares = np.concatenate([[0.0], np.cumsum(np.asarray(wav, np.float64) ** 2)])
+    edges = np.minimum(edges, len(wav))
+    counts = np.maximum(np.diff(edges), 1)
+    return np.sqrt((squares[edges[1:]] - squares[edges[:-1]]) / counts)
+
+
 def video_frame_times(num_frames: int, fps: float) -> np.ndarray:
     """Mid-time of each video frame, ``(t + 0.5) / fps``: (N,) seconds. Frame ``t`` spans
     ``[t / fps, (t + 1) / fps)``; every audio<->video alignment in the project uses this."""

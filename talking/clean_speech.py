@@ -32,23 +32,23 @@ import warnings
 import numpy as np
 import soxr
 
+from talking.audio import frame_rms
 from talking.errors import TalkingWarning
 
 SPEECH_LEVEL_DB = -14.0  # dBFS: the 95th percentile of 25-ms frame RMS the speech is brought to
 MAX_GAIN_DB = 40.0  # a recording of near silence is not lifted into loud noise
 SILENT_DB = -90.0  # quieter than this (digital silence, dither) is left as it is
 PEAK = 0.99  # levelling never clips
+LEVEL_FRAMES_PER_SECOND = 40  # levels are read over 25-ms frames
 # A recording whose loud frames (95th percentile) sit below this is quieter than every clean
 # training clip (the corpus's -25 to -10 dB, the natural voices' -17 to -11) by 5 dB or more.
 QUIET_DB = -30.0
 
 
-def heard_speech(wav: np.ndarray, sample_rate: int, denoise: bool = True) -> np.ndarray:
-    """(S,) float32 speech -> (S,) float32 the motion hears: levelled, and with ``denoise`` the
-    voice alone (DeepFilterNet3) levelled again."""
+def heard_speech(wav: np.ndarray, sample_rate: int) -> np.ndarray:
+    """(S,) float32 speech -> (S,) float32 the motion hears with ``clean_speech``: levelled, the
+    voice alone (DeepFilterNet3), levelled again."""
     levelled = to_speech_level(wav, sample_rate)
-    if not denoise:
-        return levelled
     voice = voice_alone(levelled, sample_rate)
     return levelled if voice is None else to_speech_level(voice, sample_rate)
 
@@ -65,11 +65,10 @@ def lift_quiet(wav: np.ndarray, sample_rate: int) -> np.ndarray:
 def loud_level_db(wav: np.ndarray, sample_rate: int) -> float:
     """The level of the loud frames of ``wav`` (S,): the 95th percentile of its 25-ms frames'
     RMS in dBFS (-inf for less than a frame or digital silence)."""
-    hop = max(1, sample_rate // 40)
-    frames = np.asarray(wav, np.float64)[: len(wav) // hop * hop].reshape(-1, hop)
-    if len(frames) == 0:
+    frames = len(wav) * LEVEL_FRAMES_PER_SECOND // sample_rate  # whole frames only
+    if frames == 0:
         return -np.inf
-    loud = float(np.percentile(np.sqrt(np.mean(frames**2, axis=1)), 95))
+    loud = float(np.percentile(frame_rms(wav, sample_rate, LEVEL_FRAMES_PER_SECOND, frames), 95))
     return 20 * np.log10(loud) if loud > 0 else -np.inf
 
 

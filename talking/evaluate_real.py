@@ -203,13 +203,13 @@ def _fmt(value: float | None) -> str:
 def _load_clip(name: str, seconds: float, lead: float = LEAD_SILENCE) -> Clip:
     """The first ``seconds`` of clip ``name`` (a file of any audio or video) after ``lead``
     seconds of silence."""
-    from talking.audio import load_audio, num_video_frames
+    from talking.audio import frame_rms, load_audio, num_video_frames
     from talking.phonemes import align_phones, recognise_words
 
     whole = load_audio(speech_path(name))
     speech = whole[: int(round(seconds * SAMPLE_RATE))]
     wav = np.concatenate([np.zeros(int(lead * SAMPLE_RATE), np.float32), speech])
-    rms = rm.frame_rms(wav, SAMPLE_RATE, FPS, num_video_frames(len(wav)))
+    rms = frame_rms(wav, SAMPLE_RATE, FPS, num_video_frames(len(wav)))
     # a known transcript holds for the whole clip only
     known = TRANSCRIPTS.get(name) if len(speech) == len(whole) else None
     words = known or recognise_words(wav, SAMPLE_RATE)

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from talking.audio import frame_rms
 from talking.config import FPS, SAMPLE_RATE
-from talking.real_metrics import frame_rms
 
 MakeVideo = Callable[[np.ndarray, np.ndarray, str, Path], None]  # photo, wav, words, mp4 to write
 SHIPPED = {"optical": "man-optical", "keypoint": "man-keypoint"}

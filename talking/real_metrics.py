@@ -5,7 +5,7 @@ per frame: the inner-lip gap over the eye-corner distance, 0 for closed lips. Fr
 
 - :func:`lip_activity`: its standard deviation over the clip (real speakers: about 0.05);
 - :func:`loud_minus_quiet`: the mean gap in the loudest third of the frames minus the quietest
-  third, loudness being the speech's RMS over each frame (:func:`frame_rms`); real speakers
+  third, loudness being the speech's RMS over each frame (:func:`talking.audio.frame_rms`); real speakers
   0.011-0.022;
 - :func:`viseme_accuracy`: the share of phone intervals (from :mod:`talking.phonemes`) in which
   the lips close (``P B M``: the smallest gap at most ``closed_below``) or open (open vowels: the
@@ -47,15 +47,6 @@ MIN_SILENCE_FRAMES = 5  # 200 ms: shorter pauses are stop closures and gaps betw
 BACKGROUND_MARGIN = 0.1  # the background starts this fraction of the face's width beyond it
 MOUTH_VIEW = 1.6  # a contact sheet's mouth crop: a square this many lip widths across
 STILL = 1e-9  # a gap track that moves less than this (rounding) has no correlation
-
-
-def frame_rms(wav: np.ndarray, sample_rate: int, fps: float, num_frames: int) -> np.ndarray:
-    """(N,) root mean square of the samples of each video frame ``[t / fps, (t + 1) / fps)``."""
-    edges = np.round(np.arange(num_frames + 1) * sample_rate / fps).astype(np.int64)
-    squares = np.concatenate([[0.0], np.cumsum(np.asarray(wav, np.float64) ** 2)])
-    edges = np.minimum(edges, len(wav))
-    counts = np.maximum(np.diff(edges), 1)
-    return np.sqrt((squares[edges[1:]] - squares[edges[:-1]]) / counts)
 
 
 def lip_activity(gaps: np.ndarray) -> float | None:

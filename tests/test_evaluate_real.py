@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from talking import real_metrics as rm
+from talking.audio import frame_rms
 from talking.cli import main
 from talking.phonemes import BILABIALS, Phone
 from talking.real_methods import energy_motion
@@ -34,7 +35,7 @@ def test_frame_rms_of_a_sine_is_its_amplitude_over_root_two():
     sample_rate = 22050
     t = np.arange(sample_rate) / sample_rate
     wav = 0.5 * np.sin(2 * np.pi * 200 * t) * (t < 0.5)  # half a second of tone, then silence
-    rms = rm.frame_rms(wav, sample_rate, FPS, FPS)
+    rms = frame_rms(wav, sample_rate, FPS, FPS)
     assert rms[:12] == pytest.approx(np.full(12, 0.5 / np.sqrt(2)), rel=0.01)
     assert np.all(rms[13:] == 0)
 
@@ -168,7 +169,7 @@ def test_aligner_times_the_words_of_real_speech_where_it_is_loud():
     assert all(a.end <= b.start + 1e-9 for a, b in zip(phones, phones[1:], strict=False))
     # the loudest tenth of the recording (the voice; a score plays under it) lies in the speech
     # the aligner places (an independent check of its timing)
-    rms = rm.frame_rms(wav, 22050, 100, len(wav) * 100 // 22050)
+    rms = frame_rms(wav, 22050, 100, len(wav) * 100 // 22050)
     loudest = (np.argsort(rms)[-len(rms) // 10:] + 0.5) / 100
     inside = [any(p.start <= t < p.end for p in spoken) for t in loudest]
     assert np.mean(inside) >= 0.95
